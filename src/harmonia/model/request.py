@@ -1,0 +1,47 @@
+"""A placement request: one instance of a service that needs a node.
+
+This is the unit every scheduling policy decides on, whether it came from an SLA
+descriptor (one per replica of a microservice), a JSON request list, a trace event or a
+Kubernetes pod.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harmonia.model.constraints import Constraint
+from harmonia.model.node import Toleration
+from harmonia.model.qos import QoSClass
+from harmonia.model.resources import Resources
+
+
+class PlacementRequest(BaseModel):
+    """One instance to place. Unknown fields are rejected so typos do not pass silently."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(min_length=1)
+    service: str = Field("", description="service (microservice) name; instances share it")
+    application: str = ""
+    qos_class: QoSClass = QoSClass.BE
+    priority: int = 0
+    cpu_m: int = Field(0, ge=0)
+    memory_mib: int = Field(0, ge=0)
+    gpu: int = Field(0, ge=0)
+    storage_mib: int = Field(0, ge=0)
+    bandwidth_in_kbps: int = Field(0, ge=0)
+    bandwidth_out_kbps: int = Field(0, ge=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    constraints: tuple[Constraint, ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(
+            cpu_m=self.cpu_m,
+            memory_mib=self.memory_mib,
+            gpu=self.gpu,
+            storage_mib=self.storage_mib,
+            bandwidth_in_kbps=self.bandwidth_in_kbps,
+            bandwidth_out_kbps=self.bandwidth_out_kbps,
+        )
