@@ -16,10 +16,13 @@ from harmonia.model.constraints import (
     PreferredTerm,
 )
 from harmonia.model.errors import FieldError, HarmoniaError, InputError
+from harmonia.model.generate import generate_clusters, generate_nodes, generate_nodes_from
 from harmonia.model.node import Cluster, GeoPoint, Node, NodeRole, Taint, TaintEffect, Toleration
 from harmonia.model.qos import QoSClass
 from harmonia.model.request import PlacementRequest
 from harmonia.model.resources import RESOURCE_NAMES, Resources
+from harmonia.model.sla import SLADescriptor, parse_sla, parse_sla_text
+from harmonia.model.topology import Topology, UnknownNodeError, haversine_km
 
 __all__ = [
     "RESOURCE_NAMES",
@@ -41,7 +44,16 @@ __all__ = [
     "PreferredTerm",
     "QoSClass",
     "Resources",
+    "SLADescriptor",
     "Taint",
     "TaintEffect",
     "Toleration",
+    "Topology",
+    "UnknownNodeError",
+    "generate_clusters",
+    "generate_nodes",
+    "generate_nodes_from",
+    "haversine_km",
+    "parse_sla",
+    "parse_sla_text",
 ]

@@ -98,7 +98,8 @@ _RULES: dict[str, Any] = {
     "enum": lambda ctx, msg: f"must be one of {ctx['expected']}",
     "literal_error": lambda ctx, msg: f"must be {ctx['expected']}",
     "union_tag_invalid": lambda ctx, msg: (
-        f"unknown {_unquote(ctx['discriminator'])} {ctx['tag']!r}; expected one of {ctx['expected_tags']}"
+        f"unknown {_unquote(ctx['discriminator'])} {ctx['tag']!r}; "
+        f"expected one of {ctx['expected_tags']}"
     ),
     "union_tag_not_found": lambda ctx, msg: f"needs a {_unquote(ctx['discriminator'])} field",
 }

@@ -46,7 +46,9 @@ class Resources(BaseModel):
         return cls(**dict(zip(RESOURCE_NAMES, (int(v) for v in values), strict=True)))
 
     def __add__(self, other: Resources) -> Resources:
-        return Resources.from_tuple([a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)])
+        return Resources.from_tuple(
+            [a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True)]
+        )
 
     def fits_in(self, other: Resources) -> bool:
         return all(a <= b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True))

@@ -1,0 +1,37 @@
+"""Harmonia's built-in scheduling plugins; each module holds one concept."""
+
+from harmonia.sched.plugins.allocation import (
+    AllocationConfig,
+    LeastAllocated,
+    MostAllocated,
+    RatioConfig,
+    RequestedToCapacityRatio,
+    ShapePoint,
+)
+from harmonia.sched.plugins.balanced import BalancedAllocation
+from harmonia.sched.plugins.direct import Direct
+from harmonia.sched.plugins.node_affinity import NodeAffinity
+from harmonia.sched.plugins.node_schedulable import NodeSchedulable
+from harmonia.sched.plugins.resource_fit import NodeResourcesFit
+from harmonia.sched.plugins.simple import RandomScore, RoundRobin
+from harmonia.sched.plugins.spread import ServiceAntiAffinity, ServiceSpread
+from harmonia.sched.plugins.taints import TaintToleration
+
+__all__ = [
+    "AllocationConfig",
+    "BalancedAllocation",
+    "Direct",
+    "LeastAllocated",
+    "MostAllocated",
+    "NodeAffinity",
+    "NodeResourcesFit",
+    "NodeSchedulable",
+    "RandomScore",
+    "RatioConfig",
+    "RequestedToCapacityRatio",
+    "RoundRobin",
+    "ServiceAntiAffinity",
+    "ServiceSpread",
+    "ShapePoint",
+    "TaintToleration",
+]

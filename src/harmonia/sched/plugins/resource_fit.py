@@ -1,0 +1,63 @@
+"""NodeResourcesFit: a node fits when its free amount covers the request in every resource.
+
+After the Kubernetes plugin of the same name (filter part; its scoring strategies are
+:mod:`harmonia.sched.plugins.allocation`). The pre-filter answers ``UNRESOLVABLE`` when
+the request exceeds the largest allocatable amount of any node: no retry can help.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harmonia.model import RESOURCE_NAMES
+from harmonia.sched.framework import OK, CycleState, Status, unresolvable
+from harmonia.sched.state import RESOURCE_UNITS, BoolArray, ClusterState, IntArray, NodeRow
+
+NAME = "NodeResourcesFit"
+
+
+class NodeResourcesFit:
+    name = NAME
+    row_local = True
+
+    def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
+        too_big = [
+            f"{RESOURCE_NAMES[r]} {fmt(r, int(cycle.vector[r]))} exceeds the largest node's "
+            f"allocatable {fmt(r, int(state.max_allocatable[r]))}"
+            for r in cycle.requested
+            if cycle.vector[r] > state.max_allocatable[r]
+        ]
+        return unresolvable(*too_big) if too_big else OK
+
+    def filter(self, state: ClusterState, cycle: CycleState) -> BoolArray:
+        free, vector = state.free, cycle.vector
+        if not cycle.requested:
+            return np.ones(len(state), dtype=bool)
+        first, *rest = cycle.requested
+        mask: BoolArray = free[:, first] >= vector[first]
+        for r in rest:
+            mask &= free[:, r] >= vector[r]
+        return mask
+
+    def filter_node(self, row: NodeRow, cycle: CycleState) -> bool:
+        free, amounts = row.free, cycle.amounts
+        # NOTE: an explicit loop; all() over a generator costs more on this hot path.
+        for r in cycle.requested:  # noqa: SIM110
+            if free[r] < amounts[r]:
+                return False
+        return True
+
+    def explain(self, state: ClusterState, cycle: CycleState, rejected: IntArray) -> list[str]:
+        out = []
+        for i in rejected.tolist():
+            short = [
+                f"{RESOURCE_NAMES[r]} {fmt(r, cycle.amounts[r])} > free {fmt(r, int(state.free[i, r]))}"
+                for r in cycle.requested
+                if state.free[i, r] < cycle.vector[r]
+            ]
+            out.append("insufficient " + ", ".join(short))
+        return out
+
+
+def fmt(resource: int, amount: int) -> str:
+    return f"{amount}{RESOURCE_UNITS[resource]}"

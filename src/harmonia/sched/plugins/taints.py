@@ -1,0 +1,75 @@
+"""TaintToleration: keep requests off nodes whose taints they do not tolerate.
+
+After Kubernetes' TaintToleration plugin. Filter: a node with a ``NoSchedule`` or
+``NoExecute`` taint the request does not tolerate is rejected. Score: fewer untolerated
+``PreferNoSchedule`` taints is better, normalized in reverse (the node with the most gets
+0). Example: untolerated counts 0, 1, 2 → 100, 50, 0.
+
+Taints are kept per distinct taint as node masks, so the cost grows with the number of
+distinct taints, not with nodes times taints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from harmonia.model import Taint, TaintEffect
+from harmonia.sched.framework import OK, SKIP, CycleState, Status
+from harmonia.sched.plugins.normalize import normalize_by_max
+from harmonia.sched.state import BoolArray, ClusterState, FloatArray, IntArray
+
+_HARD = (TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE)
+
+
+class TaintToleration:
+    name = "TaintToleration"
+
+    def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
+        if not state.taints:
+            return SKIP
+        hard = [t for t in state.taints if t.effect in _HARD and not _tolerated(cycle, t)]
+        cycle.data[self.name] = hard
+        return OK if hard else SKIP
+
+    def filter(self, state: ClusterState, cycle: CycleState) -> BoolArray:
+        mask = np.ones(len(state), dtype=bool)
+        for taint in cycle.data[self.name]:
+            mask &= ~state.taints[taint]
+        return mask
+
+    def explain(self, state: ClusterState, cycle: CycleState, rejected: IntArray) -> list[str]:
+        out = []
+        for i in rejected.tolist():
+            bad = [
+                f"{t.key}={t.value}:{t.effect.value}" if t.value else f"{t.key}:{t.effect.value}"
+                for t in state.node_taints(i)
+                if t.effect in _HARD and not _tolerated(cycle, t)
+            ]
+            out.append("untolerated taint " + ", ".join(bad))
+        return out
+
+    def pre_score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> Status:
+        if not state.taints:
+            return SKIP
+        soft = [
+            t
+            for t in state.taints
+            if t.effect is TaintEffect.PREFER_NO_SCHEDULE and not _tolerated(cycle, t)
+        ]
+        cycle.data[self.name + ".soft"] = soft
+        return OK if soft else SKIP
+
+    def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
+        counts = np.zeros(len(state), dtype=np.float64)
+        for taint in cycle.data[self.name + ".soft"]:
+            counts += state.taints[taint]
+        return counts
+
+    def normalize(
+        self, state: ClusterState, cycle: CycleState, scores: FloatArray, feasible: BoolArray
+    ) -> FloatArray:
+        return normalize_by_max(scores, feasible, reverse=True)
+
+
+def _tolerated(cycle: CycleState, taint: Taint) -> bool:
+    return any(tol.tolerates(taint) for tol in cycle.request.tolerations)

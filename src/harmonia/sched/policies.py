@@ -1,0 +1,169 @@
+"""Named policies: profiles registered by name, built fresh for every scheduler.
+
+Built-in: ``default`` (kube-scheduler's default scoring), ``binpack``, ``spread``,
+``random``, ``round-robin`` and ``ratio`` (RequestedToCapacityRatio). Third parties add
+policies through the entry-point group ``harmonia.policies``; an entry point names a
+callable that takes no argument and returns a :class:`~harmonia.sched.framework.Profile`::
+
+    [project.entry-points."harmonia.policies"]
+    my-policy = "my_package.policies:build_my_policy"
+
+A factory, not a profile, is registered because plugins may keep state (RoundRobin's
+cursor) that must not leak between schedulers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from harmonia.model import HarmoniaError
+from harmonia.sched.framework import Plugin, Profile
+from harmonia.sched.plugins import (
+    BalancedAllocation,
+    Direct,
+    LeastAllocated,
+    MostAllocated,
+    NodeAffinity,
+    NodeResourcesFit,
+    NodeSchedulable,
+    RandomScore,
+    RequestedToCapacityRatio,
+    RoundRobin,
+    ServiceAntiAffinity,
+    ServiceSpread,
+    TaintToleration,
+)
+
+ENTRY_POINT_GROUP = "harmonia.policies"
+
+PolicyFactory = Callable[[], Profile]
+
+
+class UnknownPolicyError(HarmoniaError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown policy {name!r}; known policies: {', '.join(known)}")
+        self.name = name
+
+
+_REGISTRY: dict[str, PolicyFactory] = {}
+_entry_points_loaded = False
+
+
+def register_policy(name: str, factory: PolicyFactory, *, replace: bool = False) -> None:
+    """Register ``factory`` under ``name``; refuses to shadow a name unless ``replace``."""
+    if name in _REGISTRY and not replace:
+        raise HarmoniaError(f"policy {name!r} is already registered")
+    _REGISTRY[name] = factory
+
+
+def policy_names() -> list[str]:
+    _load_entry_points()
+    return sorted(_REGISTRY)
+
+
+def get_policy(name: str) -> Profile:
+    """A fresh profile of the policy ``name``."""
+    _load_entry_points()
+    factory = _REGISTRY.get(name)
+    if factory is None:
+        raise UnknownPolicyError(name, sorted(_REGISTRY))
+    profile = factory()
+    if not isinstance(profile, Profile):
+        raise HarmoniaError(
+            f"policy {name!r}: factory returned {type(profile).__name__}, not Profile"
+        )
+    return profile
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY:
+            continue  # built-ins win; a plugin package cannot silently replace them
+        try:
+            factory = ep.load()
+        except Exception as exc:  # a broken third-party package must not break the CLI
+            raise HarmoniaError(
+                f"policy {ep.name!r} from {ep.value!r} failed to load: {exc}"
+            ) from exc
+        _REGISTRY[ep.name] = factory
+
+
+def _filters() -> list[Plugin]:
+    # Cheapest and most selective first: health, then explicit placement, then resources,
+    # then label and taint checks, then the per-service counts.
+    return [
+        NodeSchedulable(),
+        Direct(),
+        NodeResourcesFit(),
+        NodeAffinity(),
+        TaintToleration(),
+        ServiceAntiAffinity(),
+    ]
+
+
+def default_profile() -> Profile:
+    """kube-scheduler's default score weights: TaintToleration 3, NodeAffinity 2,
+    spread 2, NodeResourcesFit (LeastAllocated) 1, BalancedAllocation 1."""
+    return Profile(
+        "default",
+        [*_filters(), LeastAllocated(), BalancedAllocation(), ServiceSpread()],
+        {
+            "TaintToleration": 3,
+            "NodeAffinity": 2,
+            "ServiceSpread": 2,
+            "LeastAllocated": 1,
+            "BalancedAllocation": 1,
+        },
+        description="Kubernetes' default scoring: least allocated, balanced, spread, affinity",
+    )
+
+
+def binpack_profile() -> Profile:
+    return Profile(
+        "binpack",
+        [*_filters(), MostAllocated()],
+        {"TaintToleration": 3, "NodeAffinity": 2, "MostAllocated": 1},
+        description="fill the fullest node that fits (MostAllocated)",
+    )
+
+
+def spread_profile() -> Profile:
+    return Profile(
+        "spread",
+        [*_filters(), ServiceSpread(), LeastAllocated()],
+        {"TaintToleration": 3, "NodeAffinity": 2, "ServiceSpread": 3, "LeastAllocated": 1},
+        description="spread each service's instances, then the load",
+    )
+
+
+def ratio_profile() -> Profile:
+    return Profile(
+        "ratio",
+        [*_filters(), RequestedToCapacityRatio()],
+        {"TaintToleration": 3, "NodeAffinity": 2, "RequestedToCapacityRatio": 1},
+        description="RequestedToCapacityRatio with the linear shape (0,0)-(100,100)",
+    )
+
+
+def random_profile() -> Profile:
+    return Profile("random", [*_filters(), RandomScore()], description="a feasible node at random")
+
+
+def round_robin_profile() -> Profile:
+    return Profile("round-robin", [*_filters(), RoundRobin()], description="feasible nodes in turn")
+
+
+for _name, _factory in {
+    "default": default_profile,
+    "binpack": binpack_profile,
+    "spread": spread_profile,
+    "ratio": ratio_profile,
+    "random": random_profile,
+    "round-robin": round_robin_profile,
+}.items():
+    register_policy(_name, _factory)

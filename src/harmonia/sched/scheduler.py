@@ -1,0 +1,422 @@
+"""The scheduling cycle: run a profile's plugins over a ``ClusterState`` for one request.
+
+Hosts (simulator, control plane, Kubernetes adapter, CLI) create a :class:`Scheduler`
+over a state they own or a copy of it, call :meth:`Scheduler.schedule` per request or
+:meth:`Scheduler.schedule_many` for a batch, and apply the returned decisions. Each
+placement is reserved in the scheduler's state at once, so the next decision sees it.
+
+The fast path keeps every filter's mask but counts nothing; rejection counts and reasons
+are computed only when a request is unschedulable or an explanation is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from harmonia.model import PlacementRequest
+from harmonia.sched.decision import Decision, NodeScore, Plan, Rejection
+from harmonia.sched.framework import (
+    Code,
+    CycleState,
+    FilterPlugin,
+    NormalizePlugin,
+    PreScorePlugin,
+    Profile,
+    ReservePlugin,
+    RowLocalFilterPlugin,
+    RowLocalScorePlugin,
+    ScorePlugin,
+    is_row_local,
+)
+from harmonia.sched.state import BoolArray, ClusterState, FloatArray, request_amounts
+
+EXAMPLES_PER_PLUGIN = 3
+CACHE_BYTES = 64 << 20
+# Past this many changed rows a full vector recompute is cheaper than the scalar path.
+ROW_REFRESH_LIMIT = 64
+
+
+@dataclass
+class _ShapeCache:
+    """Row-local results for one request vector, current up to ``seen`` in the change log."""
+
+    mask: BoolArray
+    base: FloatArray
+    epoch: int
+    seen: int
+
+
+class Scheduler:
+    """Places requests on the nodes of ``state`` with the policy ``policy``."""
+
+    def __init__(
+        self,
+        state: ClusterState,
+        policy: str | Profile = "default",
+        *,
+        seed: int = 0,
+        top_k: int = 5,
+        node_reason_limit: int = 50,
+        cache: bool = True,
+    ) -> None:
+        from harmonia.sched.policies import get_policy
+
+        self.state = state
+        self.profile = get_policy(policy) if isinstance(policy, str) else policy
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.top_k = top_k
+        self.node_reason_limit = node_reason_limit
+        self.cache = cache
+        self._normalizers = {
+            p.name: p for p in self.profile.scores if isinstance(p, NormalizePlugin)
+        }
+        profile = self.profile
+        self._row_local_filters: list[RowLocalFilterPlugin] = [
+            p for p in profile.filters if is_row_local(p) and isinstance(p, RowLocalFilterPlugin)
+        ]
+        self._other_filters: list[FilterPlugin] = [
+            p for p in profile.filters if not is_row_local(p)
+        ]
+        self._row_local_scores: list[RowLocalScorePlugin] = [
+            p for p in profile.scores if is_row_local(p) and isinstance(p, RowLocalScorePlugin)
+        ]
+        self._other_scores: list[ScorePlugin] = [p for p in profile.scores if not is_row_local(p)]
+        self._row_local_weighted = [
+            (p, self.profile.weights[p.name]) for p in self._row_local_scores
+        ]
+        self._other_scores_with_pre = [
+            (p, p.pre_score if isinstance(p, PreScorePlugin) else None) for p in self._other_scores
+        ]
+        self._row_local_names = {p.name for p in self.profile.plugins if is_row_local(p)}
+        self._cache: dict[bytes, _ShapeCache] = {}
+        # Each entry holds a bool and a float64 per node; keep the cache near 64 MB.
+        self._cache_limit = max(8, CACHE_BYTES // (9 * max(len(state), 1)))
+
+    # -- one request -------------------------------------------------------------------
+
+    def schedule(self, request: PlacementRequest, *, explain: bool = False) -> Decision:
+        """Decide one request and, if it is placed, reserve it in :attr:`state`."""
+        state, profile = self.state, self.profile
+        amounts = request_amounts(request)
+        vector = np.array(amounts, dtype=np.int64)
+        cycle = CycleState(
+            request=request,
+            vector=vector,
+            amounts=amounts,
+            requested=tuple([i for i, v in enumerate(amounts) if v]),
+            rng=self.rng,
+        )
+        decision = Decision(
+            request.id, None, Code.UNSCHEDULABLE, nodes_total=len(state), policy=profile.name
+        )
+
+        unenforced = (
+            sorted({c.type for c in request.constraints} - profile.constraint_types)
+            if request.constraints
+            else None
+        )
+        if unenforced:
+            decision.code = Code.UNRESOLVABLE
+            decision.reasons = [
+                f"policy {profile.name!r} has no plugin that enforces constraint {t!r}"
+                for t in unenforced
+            ]
+            return decision
+
+        skipped: set[str] = set()
+        for plugin in profile.pre_filters:
+            status = plugin.pre_filter(state, cycle)
+            if status.code is Code.SKIP:
+                skipped.add(plugin.name)
+            elif not status.ok:
+                decision.code = status.code
+                decision.reasons = [f"{plugin.name}: {r}" for r in status.reasons]
+                return decision
+
+        cacheable = self.cache and not explain and not (skipped & self._row_local_names)
+        node = self._select_cached(cycle, skipped, decision) if cacheable else None
+        if node is None:
+            node = self._select_full(cycle, skipped, decision, explain)
+        if node is None:
+            return decision
+
+        state.reserve(node, request, vector, requested=cycle.requested)
+        failure = self._reserve_and_permit(cycle, node)
+        if failure is not None:
+            decision.code, decision.reasons = failure
+            return decision
+        decision.node = state.names[node]
+        decision.code = Code.OK
+        return decision
+
+    def _select_full(
+        self, cycle: CycleState, skipped: set[str], decision: Decision, explain: bool
+    ) -> int | None:
+        """Run every filter and score over all nodes; the reference semantics."""
+        state = self.state
+        masks: list[tuple[FilterPlugin, BoolArray]] = []
+        feasible: BoolArray | None = None
+        for plugin in self.profile.filters:
+            if plugin.name in skipped:
+                continue
+            mask = plugin.filter(state, cycle)
+            masks.append((plugin, mask))
+            feasible = (
+                mask.copy() if feasible is None else np.logical_and(feasible, mask, out=feasible)
+            )
+        assert feasible is not None  # a profile always has a filter
+        decision.nodes_feasible = int(np.count_nonzero(feasible))
+        if decision.nodes_feasible == 0 or explain:
+            self._explain_rejections(decision, cycle, masks, explain)
+        if decision.nodes_feasible == 0:
+            decision.reasons = [_summarize(decision)]
+            return None
+        totals, parts = self._score(cycle, feasible, keep_parts=explain)
+        masked = np.where(feasible, totals, -np.inf)
+        if explain:
+            decision.top_scores = self._top_scores(masked, parts)
+        # NOTE: argmax picks the lowest node index among equal best scores, which keeps
+        # decisions reproducible and comparable to a reference implementation.
+        return int(np.argmax(masked))
+
+    def _select_cached(
+        self, cycle: CycleState, skipped: set[str], decision: Decision
+    ) -> int | None:
+        """Same choice as :meth:`_select_full`, reusing row-local results for this shape.
+
+        Row-local plugins (fit, allocation scores) give node i a result that depends only
+        on row i and the request's resource vector, so their combined mask and weighted
+        score are cached per vector and only the rows changed since are recomputed. The
+        other plugins run in full. Returns ``None`` when no node is feasible; the full
+        path then runs to explain why.
+        """
+        state = self.state
+        entry = self._shape_entry(cycle)
+        feasible = entry.mask
+        narrowed = False
+        for plugin in self._other_filters:
+            if plugin.name in skipped:
+                continue
+            feasible = np.logical_and(feasible, plugin.filter(state, cycle))
+            narrowed = True
+        count = int(np.count_nonzero(feasible))
+        if count == 0:
+            return None
+        decision.nodes_feasible = count
+        totals = entry.base
+        for scorer, pre_score in self._other_scores_with_pre:
+            if pre_score and pre_score(state, cycle, feasible).code is Code.SKIP:
+                continue
+            weighted = self._weighted(scorer, cycle, feasible)
+            totals = (
+                totals + weighted if totals is entry.base else np.add(totals, weighted, out=totals)
+            )
+        if narrowed:
+            totals = np.where(feasible, totals, -np.inf)
+        return int(np.argmax(totals))
+
+    def _shape_entry(self, cycle: CycleState) -> _ShapeCache:
+        state = self.state
+        key = cycle.vector.tobytes()
+        entry = self._cache.get(key)
+        behind = len(state.changes) - entry.seen if entry is not None else 0
+        if entry is None or entry.epoch != state.epoch or behind > ROW_REFRESH_LIMIT:
+            entry = _ShapeCache(*self._row_local_vectors(cycle), state.epoch, len(state.changes))
+            if key not in self._cache and len(self._cache) >= self._cache_limit:
+                del self._cache[next(iter(self._cache))]
+            self._cache[key] = entry
+        elif behind:
+            changed = state.changes[entry.seen :] if behind > 1 else (state.changes[-1],)
+            mask, base = entry.mask, entry.base
+            for index in set(changed) if behind > 1 else changed:
+                mask[index], base[index] = self._row_local_node(cycle, index)
+            entry.seen = len(state.changes)
+        return entry
+
+    def _row_local_vectors(self, cycle: CycleState) -> tuple[BoolArray, FloatArray]:
+        """Combined mask and weighted score (-inf where infeasible) of the row-local plugins."""
+        state = self.state
+        mask: BoolArray | None = None
+        for plugin in self._row_local_filters:
+            part = plugin.filter(state, cycle)
+            mask = part.copy() if mask is None else np.logical_and(mask, part, out=mask)
+        assert mask is not None
+        base: FloatArray | None = None
+        for scorer in self._row_local_scores:
+            weighted = scorer.score(state, cycle, mask) * self.profile.weights[scorer.name]
+            base = weighted if base is None else np.add(base, weighted, out=base)
+        if base is None:
+            base = np.zeros(len(state), dtype=np.float64)
+        return mask, np.where(mask, base, -np.inf)
+
+    def _row_local_node(self, cycle: CycleState, index: int) -> tuple[bool, float]:
+        """:meth:`_row_local_vectors` for one node, through the plugins' scalar paths."""
+        row = self.state.row(index)
+        for plugin in self._row_local_filters:
+            if not plugin.filter_node(row, cycle):
+                return False, -math.inf
+        base = 0.0
+        for scorer, weight in self._row_local_weighted:
+            base += scorer.score_node(row, cycle) * weight
+        return True, base
+
+    def _weighted(self, plugin: ScorePlugin, cycle: CycleState, feasible: BoolArray) -> FloatArray:
+        scores = plugin.score(self.state, cycle, feasible)
+        normalizer = self._normalizers.get(plugin.name)
+        if normalizer is not None:
+            scores = normalizer.normalize(self.state, cycle, scores, feasible)
+        weight = self.profile.weights[plugin.name]
+        return scores * weight if weight != 1 else scores
+
+    def _score(
+        self, cycle: CycleState, feasible: BoolArray, *, keep_parts: bool
+    ) -> tuple[FloatArray, dict[str, FloatArray]]:
+        state, profile = self.state, self.profile
+        skipped = {
+            p.name
+            for p in profile.pre_scores
+            if p.pre_score(state, cycle, feasible).code is Code.SKIP
+        }
+        totals = np.zeros(len(state), dtype=np.float64)
+        parts: dict[str, FloatArray] = {}
+        # Row-local scores first, in the order the cached path adds them.
+        ordered: list[ScorePlugin] = [*self._row_local_scores, *self._other_scores]
+        for plugin in ordered:
+            if plugin.name in skipped:
+                continue
+            weighted = self._weighted(plugin, cycle, feasible)
+            totals += weighted
+            if keep_parts:
+                parts[plugin.name] = weighted
+        return totals, parts
+
+    def _reserve_and_permit(self, cycle: CycleState, node: int) -> tuple[Code, list[str]] | None:
+        """Run reserve and permit; on refusal undo everything and say why."""
+        state, profile = self.state, self.profile
+        reserved: list[ReservePlugin] = []
+        for plugin in profile.reserves:
+            status = plugin.reserve(state, cycle, node)
+            if not status.ok:
+                return self._undo(cycle, node, reserved, plugin.name, status.code, status.reasons)
+            reserved.append(plugin)
+        for permit in profile.permits:
+            status = permit.permit(state, cycle, node)
+            if not status.ok:
+                return self._undo(cycle, node, reserved, permit.name, status.code, status.reasons)
+        for binder in profile.binds:
+            status = binder.bind(state, cycle, node)
+            if not status.ok:
+                return self._undo(cycle, node, reserved, binder.name, status.code, status.reasons)
+        return None
+
+    def _undo(
+        self,
+        cycle: CycleState,
+        node: int,
+        reserved: list[ReservePlugin],
+        plugin: str,
+        code: Code,
+        reasons: tuple[str, ...],
+    ) -> tuple[Code, list[str]]:
+        for done in reversed(self.profile.reserves):
+            if done in reserved:
+                done.unreserve(self.state, cycle, node)
+        self.state.release(node, cycle.request, cycle.vector)
+        code = Code.UNSCHEDULABLE if code is Code.OK else code
+        where = self.state.names[node]
+        return code, [f"{plugin} refused {where}: {r}" for r in reasons] or [
+            f"{plugin} refused {where}"
+        ]
+
+    # -- explanations --------------------------------------------------------------------
+
+    def _explain_rejections(
+        self,
+        decision: Decision,
+        cycle: CycleState,
+        masks: list[tuple[FilterPlugin, BoolArray]],
+        full: bool,
+    ) -> None:
+        """Attribute each rejected node to the first filter that rejected it."""
+        state = self.state
+        alive = np.ones(len(state), dtype=bool)
+        budget = self.node_reason_limit if full else 0
+        for plugin, mask in masks:
+            rejected_mask = alive & ~mask
+            count = int(np.count_nonzero(rejected_mask))
+            alive &= mask
+            if count == 0:
+                continue
+            rejected = np.flatnonzero(rejected_mask)
+            shown = max(EXAMPLES_PER_PLUGIN, min(budget, count))
+            texts = plugin.explain(state, cycle, rejected[:shown])
+            names = [state.names[i] for i in rejected[:shown].tolist()]
+            decision.rejections.append(
+                Rejection(
+                    plugin.name,
+                    count,
+                    tuple(
+                        f"{name}: {t}"
+                        for name, t in zip(names, texts[:EXAMPLES_PER_PLUGIN], strict=False)
+                    ),
+                )
+            )
+            if full and budget > 0:
+                for name, text in list(zip(names, texts, strict=False))[:budget]:
+                    decision.node_reasons.setdefault(name, []).append(f"{plugin.name}: {text}")
+                budget -= min(budget, count)
+
+    def _top_scores(self, masked: FloatArray, parts: dict[str, FloatArray]) -> list[NodeScore]:
+        finite = int(np.count_nonzero(np.isfinite(masked)))
+        k = min(self.top_k, finite)
+        if k == 0:
+            return []
+        # Stable sort on the negated scores keeps the lowest index first among ties,
+        # matching the choice made by argmax.
+        order = np.argsort(-masked, kind="stable")[:k]
+        return [
+            NodeScore(
+                node=self.state.names[i],
+                total=float(masked[i]),
+                by_plugin={name: float(part[i]) for name, part in parts.items()},
+            )
+            for i in order.tolist()
+        ]
+
+    # -- batches -------------------------------------------------------------------------
+
+    def schedule_many(
+        self,
+        requests: Iterable[PlacementRequest],
+        *,
+        explain: bool = False,
+        on_decision: Callable[[Decision], None] | None = None,
+    ) -> Plan:
+        """Decide requests one after another; each decision sees the previous reservations."""
+        started = time.monotonic()
+        plan = Plan()
+        for request in requests:
+            decision = self.schedule(request, explain=explain)
+            plan.decisions.append(decision)
+            if on_decision is not None:
+                on_decision(decision)
+        plan.seconds = time.monotonic() - started
+        return plan
+
+
+def _summarize(decision: Decision) -> str:
+    parts = [
+        f"{r.count} rejected by {r.plugin}" + (f" (e.g. {r.examples[0]})" if r.examples else "")
+        for r in decision.rejections
+    ]
+    head = f"0/{decision.nodes_total} nodes are available"
+    return f"{head}: {', '.join(parts)}" if parts else head
+
+
+__all__ = ["Scheduler"]

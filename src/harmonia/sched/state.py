@@ -1,0 +1,377 @@
+"""``ClusterState``: the cluster as numpy columns, the storage every policy works on.
+
+Capacity, allocatable, allocated and free amounts are ``(nodes, resources)`` int64 arrays
+in column-major order, so one resource over all nodes is a contiguous vector; role,
+cluster, health and coordinates are per-node vectors; labels are coded per key so any
+selector becomes a boolean mask; taints are masks per distinct taint; instance counts
+per service are int32 vectors. Reserving and releasing change one row in place.
+
+Built by the simulator, the control plane's cluster manager and the Kubernetes adapter
+from their node lists; read and updated by :mod:`harmonia.sched.scheduler` and the plugins.
+Node objects are rebuilt from the columns on demand (:meth:`ClusterState.node`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from harmonia.model import (
+    RESOURCE_NAMES,
+    GeoPoint,
+    HarmoniaError,
+    Node,
+    NodeRole,
+    PlacementRequest,
+    Resources,
+    Taint,
+)
+
+NUM_RESOURCES = len(RESOURCE_NAMES)
+CHANGE_LOG_LIMIT = 1 << 14
+CPU, MEMORY = RESOURCE_NAMES.index("cpu_m"), RESOURCE_NAMES.index("memory_mib")
+RESOURCE_UNITS: tuple[str, ...] = ("m", "Mi", "", "Mi", "kbps", "kbps")
+ROLE_CODES: dict[NodeRole, int] = {NodeRole.EDGE: 0, NodeRole.CLOUD: 1}
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+class NodeRow(NamedTuple):
+    """One node's amounts as Python numbers, for row-local plugins' scalar path."""
+
+    node: int
+    free: list[int]
+    allocated: list[int]
+    allocatable: list[int]
+    divisor: list[int]  # allocatable with 0 replaced by 1
+    schedulable: bool
+
+
+class StateError(HarmoniaError):
+    """An operation names a node that does not exist or would break the state's invariants."""
+
+
+@dataclass
+class LabelColumn:
+    """One label key over all nodes: ``codes[i]`` is the code of node i's value, -1 if absent."""
+
+    codes: npt.NDArray[np.int32]
+    values: dict[str, int] = field(default_factory=dict)
+
+    def equals(self, value: str) -> BoolArray:
+        code = self.values.get(value)
+        if code is None:
+            return np.zeros(self.codes.shape[0], dtype=bool)
+        mask: BoolArray = self.codes == code
+        return mask
+
+    def isin(self, values: Iterable[str]) -> BoolArray:
+        codes = [self.values[v] for v in values if v in self.values]
+        if not codes:
+            return np.zeros(self.codes.shape[0], dtype=bool)
+        return np.isin(self.codes, codes)
+
+    def exists(self) -> BoolArray:
+        return self.codes >= 0
+
+
+def request_amounts(request: PlacementRequest) -> list[int]:
+    """The request's amounts in :data:`RESOURCE_NAMES` order."""
+    # NOTE: read the fields directly; building a Resources model costs more than the
+    # rest of the fit filter on a 1,000-node state.
+    return [
+        request.cpu_m,
+        request.memory_mib,
+        request.gpu,
+        request.storage_mib,
+        request.bandwidth_in_kbps,
+        request.bandwidth_out_kbps,
+    ]
+
+
+def request_vector(request: PlacementRequest) -> IntArray:
+    """The request's amounts as an int64 vector in :data:`RESOURCE_NAMES` order."""
+    return np.array(request_amounts(request), dtype=np.int64)
+
+
+class ClusterState:
+    """Columns describing every node of one scheduling domain (a cluster or all clusters)."""
+
+    def __init__(self, nodes: Sequence[Node]) -> None:
+        names = [node.name for node in nodes]
+        self.names: list[str] = names
+        self.index: dict[str, int] = {name: i for i, name in enumerate(names)}
+        if len(self.index) != len(names):
+            dup = next(name for name, count in Counter(names).items() if count > 1)
+            raise StateError(f"duplicate node name {dup!r}")
+        n = len(nodes)
+        self.capacity: IntArray = np.asfortranarray(
+            np.array([node.capacity.as_tuple() for node in nodes], dtype=np.int64).reshape(
+                n, NUM_RESOURCES
+            )
+        )
+        self.allocatable: IntArray = np.asfortranarray(
+            np.array(
+                [node.allocatable_or_capacity.as_tuple() for node in nodes], dtype=np.int64
+            ).reshape(n, NUM_RESOURCES)
+        )
+        # Divisor for per-node shares; a zero allocatable scores as "nothing left".
+        self.allocatable_nonzero: IntArray = np.maximum(self.allocatable, 1)
+        self.allocated: IntArray = np.zeros((n, NUM_RESOURCES), dtype=np.int64, order="F")
+        # NOTE: free = allocatable - allocated is kept as its own column, updated on every
+        # reserve/release, because the fit filter reads it on every decision.
+        self.free: IntArray = self.allocatable.copy(order="F")
+        self.role = np.array([ROLE_CODES[node.role] for node in nodes], dtype=np.int8)
+        self.cluster_names: list[str] = sorted({node.cluster for node in nodes})
+        cluster_codes = {name: i for i, name in enumerate(self.cluster_names)}
+        self.cluster_id = np.array([cluster_codes[node.cluster] for node in nodes], dtype=np.int32)
+        self.node_class: list[str] = [node.node_class for node in nodes]
+        self.healthy = np.ones(n, dtype=bool)
+        self.cordoned = np.array([node.unschedulable for node in nodes], dtype=bool)
+        self.lat = np.array(
+            [node.location.lat if node.location else np.nan for node in nodes], dtype=np.float64
+        )
+        self.long = np.array(
+            [node.location.long if node.location else np.nan for node in nodes], dtype=np.float64
+        )
+        self.labels: dict[str, LabelColumn] = {}
+        self._node_labels: list[dict[str, str]] = []
+        for i, node in enumerate(nodes):
+            self._node_labels.append(dict(node.labels))
+            for key, value in node.labels.items():
+                column = self.labels.get(key)
+                if column is None:
+                    column = LabelColumn(np.full(n, -1, dtype=np.int32))
+                    self.labels[key] = column
+                column.codes[i] = column.values.setdefault(value, len(column.values))
+        self.taints: dict[Taint, BoolArray] = {}
+        self._node_taints: list[tuple[Taint, ...]] = [node.taints for node in nodes]
+        for i, node in enumerate(nodes):
+            for taint in node.taints:
+                if taint not in self.taints:
+                    self.taints[taint] = np.zeros(n, dtype=bool)
+                self.taints[taint][i] = True
+        self.service_counts: dict[str, npt.NDArray[np.int32]] = {}
+        self.service_cluster_counts: dict[str, npt.NDArray[np.int32]] = {}
+        self.rtt_ms: npt.NDArray[np.float32] | None = None
+        # Rows changed since the last epoch, for incremental re-scoring (see Scheduler).
+        # The log is dropped and the epoch bumped when it grows past CHANGE_LOG_LIMIT.
+        self.changes: list[int] = []
+        self.epoch = 0
+        self._rows: dict[int, NodeRow] = {}
+        self._refresh_schedulable()
+
+    # -- shape and derived columns -------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def num_clusters(self) -> int:
+        return len(self.cluster_names)
+
+    def _refresh_schedulable(self) -> None:
+        self.schedulable: BoolArray = self.healthy & ~self.cordoned
+        if len(self):
+            self.max_allocatable: IntArray = self.allocatable.max(axis=0)
+        else:
+            self.max_allocatable = np.zeros(NUM_RESOURCES, dtype=np.int64)
+
+    def node_index(self, name: str) -> int:
+        try:
+            return self.index[name]
+        except KeyError:
+            raise StateError(f"unknown node {name!r}") from None
+
+    def label_mask(self, key: str, value: str) -> BoolArray:
+        column = self.labels.get(key)
+        if column is None:
+            return np.zeros(len(self), dtype=bool)
+        return column.equals(value)
+
+    def cluster_mask(self, cluster: str) -> BoolArray:
+        if cluster not in self.cluster_names:
+            return np.zeros(len(self), dtype=bool)
+        mask: BoolArray = self.cluster_id == self.cluster_names.index(cluster)
+        return mask
+
+    def counts_of(self, service: str) -> npt.NDArray[np.int32]:
+        """Instances of ``service`` per node (a shared zero vector when it has none)."""
+        counts = self.service_counts.get(service)
+        if counts is None:
+            return np.zeros(len(self), dtype=np.int32)
+        return counts
+
+    def cluster_counts_of(self, service: str) -> npt.NDArray[np.int32]:
+        """Instances of ``service`` per cluster (indexed like :attr:`cluster_names`)."""
+        counts = self.service_cluster_counts.get(service)
+        if counts is None:
+            return np.zeros(self.num_clusters, dtype=np.int32)
+        return counts
+
+    def utilization(self) -> FloatArray:
+        """Allocated share of allocatable per resource over the whole state (0..1)."""
+        total = self.allocatable.sum(axis=0)
+        used = self.allocated.sum(axis=0)
+        share: FloatArray = np.divide(used, total, out=np.zeros(NUM_RESOURCES), where=total > 0)
+        return share
+
+    # -- mutation ------------------------------------------------------------------
+
+    def _changed(self, node: int) -> None:
+        self._rows.pop(node, None)
+        if len(self.changes) >= CHANGE_LOG_LIMIT:
+            self.changes = []
+            self.epoch += 1
+        self.changes.append(node)
+
+    def invalidate(self) -> None:
+        """Tell incremental consumers that more than single rows changed."""
+        self._rows.clear()
+        self.changes = []
+        self.epoch += 1
+
+    def reserve(
+        self,
+        node: int,
+        request: PlacementRequest,
+        vector: IntArray | None = None,
+        *,
+        requested: tuple[int, ...] | None = None,
+    ) -> None:
+        """Account ``request`` on node ``node`` (an index), in place.
+
+        ``vector`` and ``requested`` (its non-zero columns) save recomputing them when
+        the caller has them already.
+        """
+        vec = request_vector(request) if vector is None else vector
+        if requested is None:
+            self.allocated[node] += vec
+            self.free[node] -= vec
+        else:
+            # NOTE: per-column scalar updates; a row of a column-major array is strided
+            # and a whole-row update costs more than the few requested columns.
+            allocated, free = self.allocated, self.free
+            for r in requested:
+                amount = vec[r]
+                allocated[node, r] += amount
+                free[node, r] -= amount
+        if request.service:
+            counts = self.service_counts.get(request.service)
+            if counts is None:
+                counts = np.zeros(len(self), dtype=np.int32)
+                self.service_counts[request.service] = counts
+            counts[node] += 1
+            per_cluster = self.service_cluster_counts.get(request.service)
+            if per_cluster is None:
+                per_cluster = np.zeros(self.num_clusters, dtype=np.int32)
+                self.service_cluster_counts[request.service] = per_cluster
+            per_cluster[self.cluster_id[node]] += 1
+        self._changed(node)
+
+    def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
+        """Undo :meth:`reserve` of ``request`` on ``node``."""
+        vec = request_vector(request) if vector is None else vector
+        if np.any(self.allocated[node] < vec):
+            raise StateError(
+                f"release of {request.id!r} on {self.names[node]!r} exceeds what is allocated"
+            )
+        self.allocated[node] -= vec
+        self.free[node] += vec
+        if request.service:
+            counts = self.service_counts.get(request.service)
+            if counts is None or counts[node] <= 0:
+                raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
+            counts[node] -= 1
+            self.service_cluster_counts[request.service][self.cluster_id[node]] -= 1
+        self._changed(node)
+
+    def set_healthy(self, name: str, healthy: bool) -> None:
+        index = self.node_index(name)
+        self.healthy[index] = healthy
+        self._refresh_schedulable()
+        self._changed(index)
+
+    def set_cordoned(self, name: str, cordoned: bool) -> None:
+        index = self.node_index(name)
+        self.cordoned[index] = cordoned
+        self._refresh_schedulable()
+        self._changed(index)
+
+    def attach_rtt(self, names: Sequence[str], rtt_ms: npt.ArrayLike) -> None:
+        """Attach an RTT matrix whose rows are ``names`` (any order, all nodes present)."""
+        matrix = np.asarray(rtt_ms, dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] != len(names):
+            raise StateError(f"RTT matrix must be {len(names)}x{len(names)}, got {matrix.shape}")
+        position = {name: i for i, name in enumerate(names)}
+        missing = [name for name in self.names if name not in position]
+        if missing:
+            raise StateError(f"RTT matrix lacks nodes: {', '.join(missing[:5])}")
+        order = np.array([position[name] for name in self.names], dtype=np.int64)
+        self.rtt_ms = np.ascontiguousarray(matrix[np.ix_(order, order)])
+
+    def copy(self) -> ClusterState:
+        """An independent copy for what-if decisions (preemption, hierarchical dry runs)."""
+        clone = copy.copy(self)
+        clone.allocated = self.allocated.copy(order="F")
+        clone.free = self.free.copy(order="F")
+        clone.healthy = self.healthy.copy()
+        clone.cordoned = self.cordoned.copy()
+        clone.changes = []
+        clone.epoch = 0
+        clone._rows = {}
+        clone.service_counts = {k: v.copy() for k, v in self.service_counts.items()}
+        clone.service_cluster_counts = {k: v.copy() for k, v in self.service_cluster_counts.items()}
+        clone._refresh_schedulable()
+        return clone
+
+    # -- views -----------------------------------------------------------------------
+
+    def node(self, index: int) -> Node:
+        """A :class:`Node` view of row ``index`` (built on demand, not stored)."""
+        location = None
+        if not np.isnan(self.lat[index]):
+            location = GeoPoint(lat=float(self.lat[index]), long=float(self.long[index]))
+        return Node(
+            name=self.names[index],
+            cluster=self.cluster_names[int(self.cluster_id[index])],
+            role=NodeRole.EDGE if self.role[index] == 0 else NodeRole.CLOUD,
+            node_class=self.node_class[index],
+            labels=dict(self._node_labels[index]),
+            taints=self._node_taints[index],
+            capacity=Resources.from_tuple(self.capacity[index].tolist()),
+            allocatable=Resources.from_tuple(self.allocatable[index].tolist()),
+            location=location,
+            unschedulable=bool(self.cordoned[index]),
+        )
+
+    def row(self, index: int) -> NodeRow:
+        """Row ``index`` as Python numbers (see :class:`NodeRow`), memoized until it changes."""
+        row = self._rows.get(index)
+        if row is None:
+            row = NodeRow(
+                index,
+                self.free[index].tolist(),
+                self.allocated[index].tolist(),
+                self.allocatable[index].tolist(),
+                self.allocatable_nonzero[index].tolist(),
+                bool(self.schedulable[index]),
+            )
+            if len(self._rows) > 4096:
+                self._rows.clear()
+            self._rows[index] = row
+        return row
+
+    def node_labels(self, index: int) -> dict[str, str]:
+        return dict(self._node_labels[index])
+
+    def node_taints(self, index: int) -> tuple[Taint, ...]:
+        return self._node_taints[index]
