@@ -27,7 +27,6 @@ so the conversion treats every constraint as fully rigid.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -35,7 +34,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -55,6 +53,7 @@ from harmonia.model.constraints import (
     LatencyConstraint,
     NodeAffinityConstraint,
 )
+from harmonia.model.documents import load_document
 from harmonia.model.errors import FieldError, InputError, from_pydantic, register_union_tags
 from harmonia.model.node import GeoPoint
 from harmonia.model.qos import QoSClass
@@ -612,67 +611,3 @@ def parse_sla_text(text: str, source: str = "") -> SLADescriptor:
     A syntax error becomes an :class:`InputError` naming line and column.
     """
     return parse_sla(load_document(text, source), source)
-
-
-def load_document(text: str, source: str = "") -> object:
-    """Decode JSON or YAML text into plain data; :class:`InputError` on a syntax error.
-
-    Text that starts with ``{`` or ``[`` is tried as JSON first (PyYAML rejects some
-    valid JSON, such as tab indentation). YAML is read with the safe loader, without
-    YAML 1.1's base-60 numbers (so ``port: 22:22`` stays a string) and without aliases
-    (so a small document cannot expand into a huge one).
-    """
-    json_error: json.JSONDecodeError | None = None
-    try:
-        if text.lstrip().startswith(("{", "[")):
-            try:
-                return json.loads(text)
-            except json.JSONDecodeError as exc:
-                json_error = exc
-        try:
-            return yaml.load(text, Loader=_SLALoader)
-        except yaml.YAMLError as exc:
-            if json_error is not None:
-                message = (
-                    f"invalid JSON at line {json_error.lineno}, column {json_error.colno}: "
-                    f"{json_error.msg}"
-                )
-            else:
-                message = _yaml_message(exc)
-            raise InputError([FieldError("", message)], source) from exc
-    except RecursionError:
-        raise InputError([FieldError("", "document is nested too deeply")], source) from None
-
-
-def _yaml_message(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        problem = exc.problem or exc.context or "syntax error"
-        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
-    return f"invalid YAML: {exc}"
-
-
-class _SLALoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` without aliases and without base-60 numbers."""
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in stubs
-            raise yaml.composer.ComposerError(
-                None, None, "aliases (*name) are not allowed", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
-_INT_RE = re.compile(r"^[-+]?(?:0b[0-1_]+|0[0-7_]+|0|[1-9][0-9_]*|0x[0-9a-fA-F_]+)$")
-_FLOAT_RE = re.compile(
-    r"^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)"
-    r"|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-_SLALoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, _INT_RE if tag.endswith(":int") else _FLOAT_RE if tag.endswith(":float") else regexp)
-        for tag, regexp in resolvers
-    ]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
