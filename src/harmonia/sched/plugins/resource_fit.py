@@ -50,10 +50,11 @@ class NodeResourcesFit:
     def explain(self, state: ClusterState, cycle: CycleState, rejected: IntArray) -> list[str]:
         out = []
         for i in rejected.tolist():
+            free = state.free[i].tolist()
             short = [
-                f"{RESOURCE_NAMES[r]} {fmt(r, cycle.amounts[r])} > free {fmt(r, int(state.free[i, r]))}"
+                f"{RESOURCE_NAMES[r]} {fmt(r, cycle.amounts[r])} > free {fmt(r, free[r])}"
                 for r in cycle.requested
-                if state.free[i, r] < cycle.vector[r]
+                if free[r] < cycle.amounts[r]
             ]
             out.append("insufficient " + ", ".join(short))
         return out

@@ -17,7 +17,8 @@ class RandomScore:
     name = "RandomScore"
 
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
-        draws: FloatArray = cycle.rng.random(len(state)) * float(MAX_NODE_SCORE)
+        draws = cycle.rng.random(len(state))
+        draws *= MAX_NODE_SCORE
         return draws
 
 
@@ -35,7 +36,8 @@ class RoundRobin:
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         n = len(state)
         distance = (np.arange(n) - self._next) % max(n, 1)
-        scores: FloatArray = (n - distance) * (MAX_NODE_SCORE / max(n, 1))
+        scores = (n - distance).astype(np.float64)
+        scores *= MAX_NODE_SCORE / max(n, 1)
         return scores
 
     def reserve(self, state: ClusterState, cycle: CycleState, node: int) -> Status:
