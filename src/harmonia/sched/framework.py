@@ -23,7 +23,7 @@ implement ``explain``: a reason per rejected node, used only for explanations.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -133,24 +133,39 @@ class BindPlugin(Plugin, Protocol):
 
 @runtime_checkable
 class RowLocalFilterPlugin(FilterPlugin, Protocol):
-    """A filter whose verdict on node i depends only on row i and the request's resources."""
-
-    row_local: bool
+    """A filter whose verdict on node i depends only on row i and the request's resources
+    (and on what its ``cache_key`` names)."""
 
     def filter_node(self, row: NodeRow, cycle: CycleState) -> bool: ...
 
 
 @runtime_checkable
 class RowLocalScorePlugin(ScorePlugin, Protocol):
-    """A score whose value on node i depends only on row i and the request's resources."""
-
-    row_local: bool
+    """A score whose value on node i depends only on row i and the request's resources
+    (and on what its ``cache_key`` names)."""
 
     def score_node(self, row: NodeRow, cycle: CycleState) -> float: ...
 
 
-def is_row_local(plugin: Plugin) -> bool:
-    return bool(getattr(plugin, "row_local", False))
+def is_row_local_filter(plugin: Plugin) -> bool:
+    """Whether the plugin's filter is row-local (``row_local`` or ``row_local_filter``)."""
+    return bool(getattr(plugin, "row_local_filter", getattr(plugin, "row_local", False)))
+
+
+def is_row_local_score(plugin: Plugin) -> bool:
+    """Whether the plugin's score is row-local (``row_local`` or ``row_local_score``)."""
+    return bool(getattr(plugin, "row_local_score", getattr(plugin, "row_local", False)))
+
+
+def row_cache_key(plugin: Plugin, cycle: CycleState) -> Hashable:
+    """What of the request, besides its resources, a row-local plugin's results depend on.
+
+    A row-local plugin whose results (or whose pre-filter's SKIP) depend on more than the
+    request's resource vector defines ``cache_key(cycle)``; the scheduler keys its cache
+    by it.
+    """
+    key = getattr(plugin, "cache_key", None)
+    return key(cycle) if key is not None else None
 
 
 class ProfileError(HarmoniaError):
@@ -199,19 +214,24 @@ class Profile:
         if not self.filters:
             raise ProfileError(f"policy {name!r} has no filter plugin")
         for plugin in self.plugins:
-            if not is_row_local(plugin):
-                continue
             # The scheduler caches row-local results across decisions; anything that
             # depends on other rows or on the feasible set would make the cache wrong.
-            if isinstance(plugin, PreScorePlugin | NormalizePlugin):
-                raise ProfileError(
-                    f"policy {name!r}: row-local plugin {plugin.name!r} "
-                    "must not pre-score or normalize"
-                )
-            if isinstance(plugin, FilterPlugin) and not isinstance(plugin, RowLocalFilterPlugin):
+            if is_row_local_score(plugin) and isinstance(plugin, ScorePlugin):
+                if isinstance(plugin, PreScorePlugin | NormalizePlugin):
+                    raise ProfileError(
+                        f"policy {name!r}: row-local score {plugin.name!r} "
+                        "must not pre-score or normalize"
+                    )
+                if not isinstance(plugin, RowLocalScorePlugin):
+                    raise ProfileError(
+                        f"policy {name!r}: row-local {plugin.name!r} lacks score_node"
+                    )
+            if (
+                is_row_local_filter(plugin)
+                and isinstance(plugin, FilterPlugin)
+                and not isinstance(plugin, RowLocalFilterPlugin)
+            ):
                 raise ProfileError(f"policy {name!r}: row-local {plugin.name!r} lacks filter_node")
-            if isinstance(plugin, ScorePlugin) and not isinstance(plugin, RowLocalScorePlugin):
-                raise ProfileError(f"policy {name!r}: row-local {plugin.name!r} lacks score_node")
         self.constraint_types: frozenset[str] = frozenset(
             t for p in self.plugins for t in getattr(p, "constraint_types", ())
         )

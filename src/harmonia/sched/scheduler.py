@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +31,11 @@ from harmonia.sched.framework import (
     RowLocalFilterPlugin,
     RowLocalScorePlugin,
     ScorePlugin,
-    is_row_local,
+    is_row_local_filter,
+    is_row_local_score,
+    row_cache_key,
 )
-from harmonia.sched.state import BoolArray, ClusterState, FloatArray, request_amounts
+from harmonia.sched.state import BoolArray, ClusterState, FloatArray, NodeRow, request_amounts
 
 EXAMPLES_PER_PLUGIN = 3
 CACHE_BYTES = 64 << 20
@@ -49,6 +51,7 @@ class _ShapeCache:
     base: FloatArray
     epoch: int
     seen: int
+    filter_fns: list[Callable[[NodeRow, CycleState], bool]]
 
 
 class Scheduler:
@@ -78,23 +81,32 @@ class Scheduler:
         }
         profile = self.profile
         self._row_local_filters: list[RowLocalFilterPlugin] = [
-            p for p in profile.filters if is_row_local(p) and isinstance(p, RowLocalFilterPlugin)
+            p
+            for p in profile.filters
+            if is_row_local_filter(p) and isinstance(p, RowLocalFilterPlugin)
         ]
         self._other_filters: list[FilterPlugin] = [
-            p for p in profile.filters if not is_row_local(p)
+            p for p in profile.filters if not is_row_local_filter(p)
         ]
         self._row_local_scores: list[RowLocalScorePlugin] = [
-            p for p in profile.scores if is_row_local(p) and isinstance(p, RowLocalScorePlugin)
+            p
+            for p in profile.scores
+            if is_row_local_score(p) and isinstance(p, RowLocalScorePlugin)
         ]
-        self._other_scores: list[ScorePlugin] = [p for p in profile.scores if not is_row_local(p)]
-        self._row_local_weighted = [
-            (p, self.profile.weights[p.name]) for p in self._row_local_scores
+        self._other_scores: list[ScorePlugin] = [
+            p for p in profile.scores if not is_row_local_score(p)
         ]
+        self._keyed = [
+            p
+            for p in [*self._row_local_filters, *self._row_local_scores]
+            if getattr(p, "cache_key", None) is not None
+        ]
+        self._score_fns = [(p.score_node, profile.weights[p.name]) for p in self._row_local_scores]
         self._other_scores_with_pre = [
             (p, p.pre_score if isinstance(p, PreScorePlugin) else None) for p in self._other_scores
         ]
-        self._row_local_names = {p.name for p in self.profile.plugins if is_row_local(p)}
-        self._cache: dict[bytes, _ShapeCache] = {}
+        self._row_local_filter_names = {p.name for p in self._row_local_filters}
+        self._cache: dict[Hashable, _ShapeCache] = {}
         # Each entry holds a bool and a float64 per node; keep the cache near 64 MB.
         self._cache_limit = max(8, CACHE_BYTES // (9 * max(len(state), 1)))
 
@@ -139,7 +151,7 @@ class Scheduler:
                 decision.reasons = [f"{plugin.name}: {r}" for r in status.reasons]
                 return decision
 
-        cacheable = self.cache and not explain and not (skipped & self._row_local_names)
+        cacheable = self.cache and not explain
         node = self._select_cached(cycle, skipped, decision) if cacheable else None
         if node is None:
             node = self._select_full(cycle, skipped, decision, explain)
@@ -197,7 +209,7 @@ class Scheduler:
         path then runs to explain why.
         """
         state = self.state
-        entry = self._shape_entry(cycle)
+        entry = self._shape_entry(cycle, skipped)
         feasible = entry.mask
         narrowed = False
         for plugin in self._other_filters:
@@ -221,32 +233,70 @@ class Scheduler:
             totals = np.where(feasible, totals, -np.inf)
         return int(np.argmax(totals))
 
-    def _shape_entry(self, cycle: CycleState) -> _ShapeCache:
+    def _shape_entry(self, cycle: CycleState, skipped: set[str]) -> _ShapeCache:
         state = self.state
-        key = cycle.vector.tobytes()
+        skipped_here = tuple(sorted(skipped & self._row_local_filter_names)) if skipped else ()
+        key: Hashable = (
+            (
+                cycle.vector.tobytes(),
+                skipped_here,
+                tuple(row_cache_key(p, cycle) for p in self._keyed),
+            )
+            if self._keyed or skipped_here
+            else cycle.vector.tobytes()
+        )
+        active = (
+            [p for p in self._row_local_filters if p.name not in skipped_here]
+            if skipped_here
+            else self._row_local_filters
+        )
         entry = self._cache.get(key)
-        behind = len(state.changes) - entry.seen if entry is not None else 0
+        changes = state.changes
+        behind = len(changes) - entry.seen if entry is not None else 0
         if entry is None or entry.epoch != state.epoch or behind > ROW_REFRESH_LIMIT:
-            entry = _ShapeCache(*self._row_local_vectors(cycle), state.epoch, len(state.changes))
+            entry = _ShapeCache(
+                *self._row_local_vectors(cycle, active),
+                state.epoch,
+                len(changes),
+                [p.filter_node for p in active],
+            )
             if key not in self._cache and len(self._cache) >= self._cache_limit:
                 del self._cache[next(iter(self._cache))]
             self._cache[key] = entry
         elif behind:
-            changed = state.changes[entry.seen :] if behind > 1 else (state.changes[-1],)
-            mask, base = entry.mask, entry.base
-            for index in set(changed) if behind > 1 else changed:
-                mask[index], base[index] = self._row_local_node(cycle, index)
-            entry.seen = len(state.changes)
+            # NOTE: the scalar refresh is inlined; it runs for every changed node and
+            # every request shape, and call overhead dominates its cost.
+            mask, base, filter_fns, score_fns = (
+                entry.mask,
+                entry.base,
+                entry.filter_fns,
+                self._score_fns,
+            )
+            row_of = state.row
+            for index in set(changes[entry.seen :]) if behind > 1 else (changes[-1],):
+                row = row_of(index)
+                for filter_fn in filter_fns:
+                    if not filter_fn(row, cycle):
+                        mask[index] = False
+                        base[index] = -math.inf
+                        break
+                else:
+                    total = 0.0
+                    for score_fn, weight in score_fns:
+                        total += score_fn(row, cycle) * weight
+                    mask[index] = True
+                    base[index] = total
+            entry.seen = len(changes)
         return entry
 
-    def _row_local_vectors(self, cycle: CycleState) -> tuple[BoolArray, FloatArray]:
+    def _row_local_vectors(
+        self, cycle: CycleState, filters: list[RowLocalFilterPlugin]
+    ) -> tuple[BoolArray, FloatArray]:
         """Combined mask and weighted score (-inf where infeasible) of the row-local plugins."""
         state = self.state
-        mask: BoolArray | None = None
-        for plugin in self._row_local_filters:
-            part = plugin.filter(state, cycle)
-            mask = part.copy() if mask is None else np.logical_and(mask, part, out=mask)
-        assert mask is not None
+        mask: BoolArray = np.ones(len(state), dtype=bool)
+        for plugin in filters:
+            np.logical_and(mask, plugin.filter(state, cycle), out=mask)
         base: FloatArray | None = None
         for scorer in self._row_local_scores:
             weighted = scorer.score(state, cycle, mask) * self.profile.weights[scorer.name]
@@ -254,17 +304,6 @@ class Scheduler:
         if base is None:
             base = np.zeros(len(state), dtype=np.float64)
         return mask, np.where(mask, base, -np.inf)
-
-    def _row_local_node(self, cycle: CycleState, index: int) -> tuple[bool, float]:
-        """:meth:`_row_local_vectors` for one node, through the plugins' scalar paths."""
-        row = self.state.row(index)
-        for plugin in self._row_local_filters:
-            if not plugin.filter_node(row, cycle):
-                return False, -math.inf
-        base = 0.0
-        for scorer, weight in self._row_local_weighted:
-            base += scorer.score_node(row, cycle) * weight
-        return True, base
 
     def _weighted(self, plugin: ScorePlugin, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         scores = plugin.score(self.state, cycle, feasible)

@@ -53,6 +53,7 @@ class NodeRow(NamedTuple):
     allocatable: list[int]
     divisor: list[int]  # allocatable with 0 replaced by 1
     schedulable: bool
+    taints: tuple[Taint, ...]
 
 
 class StateError(HarmoniaError):
@@ -364,6 +365,7 @@ class ClusterState:
                 self.allocatable[index].tolist(),
                 self.allocatable_nonzero[index].tolist(),
                 bool(self.schedulable[index]),
+                self._node_taints[index],
             )
             if len(self._rows) > 4096:
                 self._rows.clear()

@@ -28,6 +28,7 @@ class BalancedAllocation:
         self.config = config or AllocationConfig()
         # Kubernetes weighs resources equally here; weights in the config are ignored.
         self._columns = [col for col, _ in self.config.columns]
+        self._pair = tuple(self._columns) if len(self._columns) == 2 else None
 
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         shares = []
@@ -48,8 +49,8 @@ class BalancedAllocation:
 
     def score_node(self, row: NodeRow, cycle: CycleState) -> float:
         allocated, divisor, amounts = row.allocated, row.divisor, cycle.amounts
-        if len(self._columns) == 2:
-            a, b = self._columns
+        if self._pair is not None:
+            a, b = self._pair
             share_a = min((allocated[a] + amounts[a]) / divisor[a], 1.0)
             share_b = min((allocated[b] + amounts[b]) / divisor[b], 1.0)
             std = abs(share_a - share_b) / 2

@@ -11,18 +11,26 @@ distinct taints, not with nodes times taints.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import numpy as np
 
 from harmonia.model import Taint, TaintEffect
 from harmonia.sched.framework import OK, SKIP, CycleState, Status
 from harmonia.sched.plugins.normalize import normalize_by_max
-from harmonia.sched.state import BoolArray, ClusterState, FloatArray, IntArray
+from harmonia.sched.state import BoolArray, ClusterState, FloatArray, IntArray, NodeRow
 
 _HARD = (TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE)
 
 
 class TaintToleration:
     name = "TaintToleration"
+    # The filter depends only on the node's taints and the request's tolerations; the
+    # score is normalized over feasible nodes, so only the filter is row-local.
+    row_local_filter = True
+
+    def cache_key(self, cycle: CycleState) -> Hashable:
+        return cycle.request.tolerations
 
     def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
         if not state.taints:
@@ -36,6 +44,12 @@ class TaintToleration:
         for taint in cycle.data[self.name]:
             mask &= ~state.taints[taint]
         return mask
+
+    def filter_node(self, row: NodeRow, cycle: CycleState) -> bool:
+        if not row.taints:
+            return True
+        hard = cycle.data[self.name]
+        return not any(taint in hard for taint in row.taints)
 
     def explain(self, state: ClusterState, cycle: CycleState, rejected: IntArray) -> list[str]:
         out = []
