@@ -54,7 +54,9 @@ def make_pods(count: int, with_services: bool) -> list[PlacementRequest]:
     ]
 
 
-def run_harmonia(nodes: list[Node], pods: list[PlacementRequest], cache: bool) -> tuple[float, list[str | None]]:
+def run_harmonia(
+    nodes: list[Node], pods: list[PlacementRequest], cache: bool
+) -> tuple[float, list[str | None]]:
     scheduler = Scheduler(ClusterState(nodes), "default", cache=cache)
     started = time.perf_counter()
     plan = scheduler.schedule_many(pods)
@@ -98,7 +100,10 @@ def reference_schedule(nodes: list[Node], pods: list[PlacementRequest]) -> list[
                 0,
                 alloc.cpu_m,
                 alloc.memory_mib,
-                any(t.effect in (TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE) for t in node.taints),
+                any(
+                    t.effect in (TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE)
+                    for t in node.taints
+                ),
             )
         )
     counts: dict[str, list[int]] = {}
@@ -128,7 +133,9 @@ def reference_schedule(nodes: list[Node], pods: list[PlacementRequest]) -> list[
             score = float(least) + float(balanced)
             if spread:
                 node_score = (top - node_counts[i]) * (100 / top) * (1.0 - zone_weighting)
-                node_score += (top_cluster - per_cluster[n.cluster]) * (100 * zone_weighting / top_cluster)
+                node_score += (top_cluster - per_cluster[n.cluster]) * (
+                    100 * zone_weighting / top_cluster
+                )
                 score += math.floor(node_score) * 2
             if score > best_score:
                 best, best_score = i, score
@@ -167,12 +174,16 @@ def main() -> None:
             placements = runs[0][1]
             sample = pods[: args.reference_pods]
             print(f"[{count} nodes, {workload}] without cache ...", file=sys.stderr, flush=True)
-            nocache_seconds, nocache = run_harmonia(nodes, pods[: max(len(sample), 2000)], cache=False)
+            nocache_seconds, nocache = run_harmonia(
+                nodes, pods[: max(len(sample), 2000)], cache=False
+            )
             print(f"[{count} nodes, {workload}] reference loop ...", file=sys.stderr, flush=True)
             started = time.perf_counter()
             reference = reference_schedule(nodes, sample)
             reference_seconds = time.perf_counter() - started
-            identical = placements[: len(sample)] == reference and nocache[: len(sample)] == reference
+            identical = (
+                placements[: len(sample)] == reference and nocache[: len(sample)] == reference
+            )
             results.append(
                 {
                     "nodes": count,
@@ -184,7 +195,9 @@ def main() -> None:
                     "no_cache_pods_per_s": round(len(nocache) / nocache_seconds),
                     "reference_pods": len(sample),
                     "reference_pods_per_s": round(len(sample) / reference_seconds, 1),
-                    "speedup_vs_reference": round((len(pods) / seconds) / (len(sample) / reference_seconds), 1),
+                    "speedup_vs_reference": round(
+                        (len(pods) / seconds) / (len(sample) / reference_seconds), 1
+                    ),
                     "identical_to_reference": identical,
                 }
             )
@@ -205,7 +218,10 @@ def main() -> None:
             "workload": "basic",
             "pods_per_s": TARGET_PODS_PER_S,
             "met": bool(at_target)
-            and all(r["harmonia_pods_per_s"] >= TARGET_PODS_PER_S and r["identical_to_reference"] for r in at_target),
+            and all(
+                r["harmonia_pods_per_s"] >= TARGET_PODS_PER_S and r["identical_to_reference"]
+                for r in at_target
+            ),
         },
     }
     print(json.dumps(report, indent=2))

@@ -4,7 +4,8 @@ Capacity, allocatable, allocated and free amounts are ``(nodes, resources)`` int
 in column-major order, so one resource over all nodes is a contiguous vector; role,
 cluster, health and coordinates are per-node vectors; labels are coded per key so any
 selector becomes a boolean mask; taints are masks per distinct taint; instance counts
-per service are int32 vectors. Reserving and releasing change one row in place.
+per service are float64 vectors (whole numbers; float so scores need no conversion).
+Reserving and releasing change one row in place.
 
 Built by the simulator, the control plane's cluster manager and the Kubernetes adapter
 from their node lists; read and updated by :mod:`harmonia.sched.scheduler` and the plugins.
@@ -133,7 +134,13 @@ class ClusterState:
         self.role = np.array([ROLE_CODES[node.role] for node in nodes], dtype=np.int8)
         self.cluster_names: list[str] = sorted({node.cluster for node in nodes})
         cluster_codes = {name: i for i, name in enumerate(self.cluster_names)}
-        self.cluster_id = np.array([cluster_codes[node.cluster] for node in nodes], dtype=np.int32)
+        self.cluster_id = np.array([cluster_codes[node.cluster] for node in nodes], dtype=np.intp)
+        # Node lists usually come grouped by cluster; then a per-cluster vector expands to
+        # nodes with np.repeat over the blocks, cheaper than a gather through cluster_id.
+        starts = np.flatnonzero(np.diff(self.cluster_id, prepend=-1)) if n else np.zeros(0, int)
+        self._block_cluster = self.cluster_id[starts]
+        self._block_sizes = np.diff(np.append(starts, n))
+        self.clusters_contiguous = len(starts) == len(self.cluster_names)
         self.node_class: list[str] = [node.node_class for node in nodes]
         self.healthy = np.ones(n, dtype=bool)
         self.cordoned = np.array([node.unschedulable for node in nodes], dtype=bool)
@@ -160,8 +167,8 @@ class ClusterState:
                 if taint not in self.taints:
                     self.taints[taint] = np.zeros(n, dtype=bool)
                 self.taints[taint][i] = True
-        self.service_counts: dict[str, npt.NDArray[np.int32]] = {}
-        self.service_cluster_counts: dict[str, npt.NDArray[np.int32]] = {}
+        self.service_counts: dict[str, FloatArray] = {}
+        self.service_cluster_counts: dict[str, FloatArray] = {}
         self.rtt_ms: npt.NDArray[np.float32] | None = None
         # Rows changed since the last epoch, for incremental re-scoring (see Scheduler).
         # The log is dropped and the epoch bumped when it grows past CHANGE_LOG_LIMIT.
@@ -204,19 +211,26 @@ class ClusterState:
         mask: BoolArray = self.cluster_id == self.cluster_names.index(cluster)
         return mask
 
-    def counts_of(self, service: str) -> npt.NDArray[np.int32]:
+    def counts_of(self, service: str) -> FloatArray:
         """Instances of ``service`` per node (a shared zero vector when it has none)."""
         counts = self.service_counts.get(service)
         if counts is None:
-            return np.zeros(len(self), dtype=np.int32)
+            return np.zeros(len(self), dtype=np.float64)
         return counts
 
-    def cluster_counts_of(self, service: str) -> npt.NDArray[np.int32]:
+    def cluster_counts_of(self, service: str) -> FloatArray:
         """Instances of ``service`` per cluster (indexed like :attr:`cluster_names`)."""
         counts = self.service_cluster_counts.get(service)
         if counts is None:
-            return np.zeros(self.num_clusters, dtype=np.int32)
+            return np.zeros(self.num_clusters, dtype=np.float64)
         return counts
+
+    def per_node(self, per_cluster: FloatArray) -> FloatArray:
+        """Expand a vector indexed by cluster to one indexed by node."""
+        if self.clusters_contiguous:
+            return np.repeat(per_cluster[self._block_cluster], self._block_sizes)
+        expanded: FloatArray = per_cluster[self.cluster_id]
+        return expanded
 
     def utilization(self) -> FloatArray:
         """Allocated share of allocatable per resource over the whole state (0..1)."""
@@ -268,12 +282,12 @@ class ClusterState:
         if request.service:
             counts = self.service_counts.get(request.service)
             if counts is None:
-                counts = np.zeros(len(self), dtype=np.int32)
+                counts = np.zeros(len(self), dtype=np.float64)
                 self.service_counts[request.service] = counts
             counts[node] += 1
             per_cluster = self.service_cluster_counts.get(request.service)
             if per_cluster is None:
-                per_cluster = np.zeros(self.num_clusters, dtype=np.int32)
+                per_cluster = np.zeros(self.num_clusters, dtype=np.float64)
                 self.service_cluster_counts[request.service] = per_cluster
             per_cluster[self.cluster_id[node]] += 1
         self._changed(node)

@@ -47,7 +47,7 @@ class ServiceSpread:
                 MAX_NODE_SCORE * ZONE_WEIGHTING / top_cluster
             )
             node_score *= 1.0 - ZONE_WEIGHTING
-            node_score += cluster_score[state.cluster_id]
+            node_score += state.per_node(cluster_score)
         result: FloatArray = np.floor(node_score, out=node_score)
         return result
 
@@ -91,4 +91,4 @@ def _domain_counts(
     service = rule.service or cycle.request.service
     if rule.scope == "node":
         return state.counts_of(service).astype(np.int64)
-    return state.cluster_counts_of(service)[state.cluster_id].astype(np.int64)
+    return state.per_node(state.cluster_counts_of(service)).astype(np.int64)
