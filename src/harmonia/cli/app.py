@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.text import Text
 
 from harmonia import __version__
 from harmonia.cli import files
@@ -57,7 +58,7 @@ def reports_errors(command: F) -> F:
             stderr.print(errors_text(exc))
             raise typer.Exit(EXIT_INPUT) from None
         except HarmoniaError as exc:
-            stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+            stderr.print(Text.assemble(("error: ", "bold red"), str(exc)))
             raise typer.Exit(EXIT_INPUT) from None
 
     return wrapper  # type: ignore[return-value]
@@ -85,7 +86,7 @@ def schedule(
     nodes: Annotated[Path, typer.Option("--nodes", help="Node list, YAML or JSON.")],
     workload: Annotated[
         Path,
-        typer.Option("--workload", help="SLA descriptor or JSON list of requests."),
+        typer.Option("--workload", help="SLA descriptor, or a list of requests (JSON or YAML)."),
     ],
     policy: Annotated[str, typer.Option("--policy", help="Policy name (see `policies`).")] = (
         "default"
@@ -96,7 +97,7 @@ def schedule(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the JSON result here, not to stdout.")
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of randomized policies.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of randomized policies.")] = 0,
     fail_unschedulable: Annotated[
         bool,
         typer.Option("--fail-unschedulable", help="Exit 3 when any request stays unplaced."),
@@ -140,6 +141,7 @@ def schedule(
         f"{plan.scheduled} scheduled, {plan.unschedulable} unschedulable "
         f"on {len(node_list.nodes)} nodes with policy {profile.name!r} in {seconds:.3f} s"
         + (f"; written to {out}" if out else ""),
+        markup=False,
         highlight=False,
     )
     if fail_unschedulable and plan.unschedulable:
@@ -152,7 +154,7 @@ def nodes_generate(
     count: Annotated[int, typer.Option("--count", min=1, help="Number of nodes.")],
     out: Annotated[Path, typer.Option("--out", help="File to write (.yaml/.yml or .json).")],
     clusters: Annotated[int, typer.Option("--clusters", min=1, help="Number of clusters.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed.")] = 0,
 ) -> None:
     """Write a realistic heterogeneous edge-cloud node list."""
     node_list = NodeList(
@@ -164,7 +166,9 @@ def nodes_generate(
         classes[node.node_class] = classes.get(node.node_class, 0) + 1
     mix = ", ".join(f"{n} {name}" for name, n in sorted(classes.items()))
     Console().print(
-        f"wrote {count} nodes in {clusters} cluster(s) to {out} ({mix})", highlight=False
+        f"wrote {count} nodes in {clusters} cluster(s) to {out} ({mix})",
+        markup=False,
+        highlight=False,
     )
 
 
@@ -181,12 +185,13 @@ def validate(
 ) -> None:
     """Check an SLA descriptor; print every problem with its JSON path."""
     sla = parse_sla(files.read_document(descriptor), str(descriptor))
-    requests = sla.to_requests()
+    requests = files.requests_of(sla, descriptor)
     apps = len(sla.applications)
     services = sum(len(a.microservices) for a in sla.applications)
     Console().print(
         f"{descriptor}: valid — {apps} application(s), {services} microservice(s), "
         f"{len(requests)} instance(s)",
+        markup=False,
         highlight=False,
     )
 

@@ -21,7 +21,7 @@ from harmonia.model.documents import (
     parse_nodes,
     parse_requests,
 )
-from harmonia.model.sla import parse_sla
+from harmonia.model.sla import SLADescriptor, parse_sla
 
 
 def read_text(path: Path) -> str:
@@ -49,8 +49,16 @@ def read_workload(path: Path) -> list[PlacementRequest]:
     """Requests from an SLA descriptor (one per replica) or from a request list."""
     data = read_document(path)
     if is_sla_descriptor(data):
-        return parse_sla(data, str(path)).to_requests()
+        return requests_of(parse_sla(data, str(path)), path)
     return parse_requests(data, str(path))
+
+
+def requests_of(descriptor: SLADescriptor, path: Path) -> list[PlacementRequest]:
+    """The descriptor's requests; a refusal names the file like a parse error does."""
+    try:
+        return descriptor.to_requests()
+    except InputError as exc:
+        raise InputError(exc.errors, str(path)) from None
 
 
 def write_document(path: Path, data: Any) -> None:

@@ -32,11 +32,12 @@ def decisions_table(decisions: list[Decision], *, explain: bool) -> Table:
     table.add_column("why" if explain else "reason")
     for decision in decisions[:MAX_ROWS]:
         node = Text(decision.node) if decision.node else Text(decision.code.value, style="red")
+        # User-supplied text goes in as Text, never as rich markup.
         table.add_row(
-            decision.request_id,
+            Text(decision.request_id),
             node,
             f"{decision.nodes_feasible}/{decision.nodes_total}",
-            _why(decision, explain),
+            Text(_why(decision, explain)),
         )
     if len(decisions) > MAX_ROWS:
         table.caption = f"first {MAX_ROWS} of {len(decisions)} requests; all are in the JSON"
@@ -62,9 +63,9 @@ def policies_table(profiles: list[Profile]) -> Table:
     table.add_column("description")
     for profile in profiles:
         table.add_row(
-            profile.name,
-            ", ".join(p.name for p in profile.filters),
-            ", ".join(f"{p.name} ×{profile.weights[p.name]}" for p in profile.scores),
-            profile.description,
+            Text(profile.name),
+            Text(", ".join(p.name for p in profile.filters)),
+            Text(", ".join(f"{p.name} ×{profile.weights[p.name]}" for p in profile.scores)),
+            Text(profile.description),
         )
     return table

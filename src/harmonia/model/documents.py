@@ -59,6 +59,11 @@ def parse_nodes(data: object, source: str = "") -> NodeList:
         clusters = _CLUSTERS.validate_python(raw_clusters)
     except ValidationError as exc:
         errors += from_pydantic(exc, prefix="clusters").errors
+    cluster_names: set[str] = set()
+    for i, cluster in enumerate(clusters):
+        if cluster.name in cluster_names:
+            errors.append(FieldError(f"clusters[{i}].name", f"duplicate cluster {cluster.name!r}"))
+        cluster_names.add(cluster.name)
     seen: dict[str, int] = {}
     for i, node in enumerate(nodes):
         if node.name in seen:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harmonia.model.constraints import Constraint
 from harmonia.model.node import Toleration
 from harmonia.model.qos import QoSClass
-from harmonia.model.resources import Resources
+from harmonia.model.resources import MAX_AMOUNT, Resources
 
 
 class PlacementRequest(BaseModel):
@@ -25,12 +25,12 @@ class PlacementRequest(BaseModel):
     application: str = ""
     qos_class: QoSClass = QoSClass.BE
     priority: int = 0
-    cpu_m: int = Field(0, ge=0)
-    memory_mib: int = Field(0, ge=0)
-    gpu: int = Field(0, ge=0)
-    storage_mib: int = Field(0, ge=0)
-    bandwidth_in_kbps: int = Field(0, ge=0)
-    bandwidth_out_kbps: int = Field(0, ge=0)
+    cpu_m: int = Field(0, ge=0, le=MAX_AMOUNT)
+    memory_mib: int = Field(0, ge=0, le=MAX_AMOUNT)
+    gpu: int = Field(0, ge=0, le=MAX_AMOUNT)
+    storage_mib: int = Field(0, ge=0, le=MAX_AMOUNT)
+    bandwidth_in_kbps: int = Field(0, ge=0, le=MAX_AMOUNT)
+    bandwidth_out_kbps: int = Field(0, ge=0, le=MAX_AMOUNT)
     labels: dict[str, str] = Field(default_factory=dict)
     constraints: tuple[Constraint, ...] = ()
     tolerations: tuple[Toleration, ...] = ()

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# Upper bound of any amount: 2**40 (about 10**12) leaves every sum over 100,000 nodes and
+# every score product (amount × 100) exact in int64 and float64 alike.
+MAX_AMOUNT = 2**40
+
 RESOURCE_NAMES: tuple[str, ...] = (
     "cpu_m",
     "memory_mib",
@@ -23,12 +27,16 @@ class Resources(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    cpu_m: int = Field(0, ge=0, description="CPU in millicores (1000 = one core)")
-    memory_mib: int = Field(0, ge=0, description="memory in MiB")
-    gpu: int = Field(0, ge=0, description="whole GPUs")
-    storage_mib: int = Field(0, ge=0, description="local storage in MiB")
-    bandwidth_in_kbps: int = Field(0, ge=0, description="ingress bandwidth in kbit/s")
-    bandwidth_out_kbps: int = Field(0, ge=0, description="egress bandwidth in kbit/s")
+    cpu_m: int = Field(0, ge=0, le=MAX_AMOUNT, description="CPU in millicores (1000 = one core)")
+    memory_mib: int = Field(0, ge=0, le=MAX_AMOUNT, description="memory in MiB")
+    gpu: int = Field(0, ge=0, le=MAX_AMOUNT, description="whole GPUs")
+    storage_mib: int = Field(0, ge=0, le=MAX_AMOUNT, description="local storage in MiB")
+    bandwidth_in_kbps: int = Field(
+        0, ge=0, le=MAX_AMOUNT, description="ingress bandwidth in kbit/s"
+    )
+    bandwidth_out_kbps: int = Field(
+        0, ge=0, le=MAX_AMOUNT, description="egress bandwidth in kbit/s"
+    )
 
     def as_tuple(self) -> tuple[int, ...]:
         """The amounts in :data:`RESOURCE_NAMES` order."""
