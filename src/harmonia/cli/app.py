@@ -28,6 +28,7 @@ from harmonia.model.documents import NodeList
 from harmonia.model.generate import generate_clusters, generate_nodes
 from harmonia.model.sla import parse_sla
 from harmonia.sched import ClusterState, Scheduler, get_policy, policy_names
+from harmonia.sched.policies import broken_policies
 
 EXIT_INPUT = 2
 EXIT_UNSCHEDULABLE = 3
@@ -176,6 +177,8 @@ def nodes_generate(
 def policies() -> None:
     """List the scheduling policies, built-in and installed through entry points."""
     Console().print(policies_table([get_policy(name) for name in policy_names()]))
+    for message in broken_policies().values():
+        stderr.print(Text.assemble(("warning: ", "bold yellow"), message))
 
 
 @app.command()

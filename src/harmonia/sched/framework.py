@@ -12,7 +12,9 @@ Extension points, in the order a decision runs them:
                 on node i depends only on row i and the request's resources): the
                 scheduler caches row-local results per request shape and refreshes only
                 the nodes that changed, through these;
-``reserve`` / ``unreserve``  account the choice in plugin state;
+``reserve`` / ``unreserve``  account the choice in plugin state; when any later phase
+                refuses, every reserve plugin's ``unreserve`` runs (reverse order, as in
+                Kubernetes), so ``unreserve`` must be idempotent;
 ``permit``      last word before the placement enters the plan;
 ``bind``        hand the placement to the host (the core itself binds nothing).
 
@@ -206,7 +208,7 @@ class Profile:
                 raise ProfileError(
                     f"policy {name!r}: weight for {plugin_name!r}, not a score plugin"
                 )
-            if not isinstance(weight, int) or weight <= 0:
+            if not isinstance(weight, int) or isinstance(weight, bool) or weight <= 0:
                 raise ProfileError(
                     f"policy {name!r}: weight of {plugin_name!r} must be a positive int"
                 )

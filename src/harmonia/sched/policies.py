@@ -47,6 +47,7 @@ class UnknownPolicyError(HarmoniaError):
 
 
 _REGISTRY: dict[str, PolicyFactory] = {}
+_BROKEN: dict[str, str] = {}
 _entry_points_loaded = False
 
 
@@ -58,8 +59,15 @@ def register_policy(name: str, factory: PolicyFactory, *, replace: bool = False)
 
 
 def policy_names() -> list[str]:
+    """Names of the policies that can be built (broken entry points are left out)."""
     _load_entry_points()
     return sorted(_REGISTRY)
+
+
+def broken_policies() -> dict[str, str]:
+    """Entry points that failed to load, with the reason, so a CLI can warn about them."""
+    _load_entry_points()
+    return dict(_BROKEN)
 
 
 def get_policy(name: str) -> Profile:
@@ -67,6 +75,8 @@ def get_policy(name: str) -> Profile:
     _load_entry_points()
     factory = _REGISTRY.get(name)
     if factory is None:
+        if name in _BROKEN:
+            raise HarmoniaError(_BROKEN[name])
         raise UnknownPolicyError(name, sorted(_REGISTRY))
     profile = factory()
     if not isinstance(profile, Profile):
@@ -80,17 +90,18 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     if _entry_points_loaded:
         return
-    _entry_points_loaded = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _REGISTRY:
             continue  # built-ins win; a plugin package cannot silently replace them
         try:
             factory = ep.load()
-        except Exception as exc:  # a broken third-party package must not break the CLI
-            raise HarmoniaError(
-                f"policy {ep.name!r} from {ep.value!r} failed to load: {exc}"
-            ) from exc
+        except Exception as exc:
+            # A broken third-party package must not take the other policies down with it:
+            # it is remembered, named when asked for, and the rest still load.
+            _BROKEN[ep.name] = f"policy {ep.name!r} from {ep.value!r} failed to load: {exc}"
+            continue
         _REGISTRY[ep.name] = factory
+    _entry_points_loaded = True
 
 
 def _filters() -> list[Plugin]:

@@ -27,7 +27,6 @@ from harmonia.sched.framework import (
     NormalizePlugin,
     PreScorePlugin,
     Profile,
-    ReservePlugin,
     RowLocalFilterPlugin,
     RowLocalScorePlugin,
     ScorePlugin,
@@ -182,7 +181,8 @@ class Scheduler:
             feasible = (
                 mask.copy() if feasible is None else np.logical_and(feasible, mask, out=feasible)
             )
-        assert feasible is not None  # a profile always has a filter
+        if feasible is None:  # every filter skipped this request: every node fits
+            feasible = np.ones(len(state), dtype=bool)
         decision.nodes_feasible = int(np.count_nonzero(feasible))
         if decision.nodes_feasible == 0 or explain:
             self._explain_rejections(decision, cycle, masks, explain)
@@ -336,36 +336,29 @@ class Scheduler:
         return totals, parts
 
     def _reserve_and_permit(self, cycle: CycleState, node: int) -> tuple[Code, list[str]] | None:
-        """Run reserve and permit; on refusal undo everything and say why."""
+        """Run reserve, permit and bind; on refusal undo everything and say why."""
         state, profile = self.state, self.profile
-        reserved: list[ReservePlugin] = []
         for plugin in profile.reserves:
             status = plugin.reserve(state, cycle, node)
             if not status.ok:
-                return self._undo(cycle, node, reserved, plugin.name, status.code, status.reasons)
-            reserved.append(plugin)
+                return self._undo(cycle, node, plugin.name, status.code, status.reasons)
         for permit in profile.permits:
             status = permit.permit(state, cycle, node)
             if not status.ok:
-                return self._undo(cycle, node, reserved, permit.name, status.code, status.reasons)
+                return self._undo(cycle, node, permit.name, status.code, status.reasons)
         for binder in profile.binds:
             status = binder.bind(state, cycle, node)
             if not status.ok:
-                return self._undo(cycle, node, reserved, binder.name, status.code, status.reasons)
+                return self._undo(cycle, node, binder.name, status.code, status.reasons)
         return None
 
     def _undo(
-        self,
-        cycle: CycleState,
-        node: int,
-        reserved: list[ReservePlugin],
-        plugin: str,
-        code: Code,
-        reasons: tuple[str, ...],
+        self, cycle: CycleState, node: int, plugin: str, code: Code, reasons: tuple[str, ...]
     ) -> tuple[Code, list[str]]:
-        for done in reversed(self.profile.reserves):
-            if done in reserved:
-                done.unreserve(self.state, cycle, node)
+        # As in Kubernetes, every reserve plugin is unreserved, in reverse order, whether
+        # or not its reserve ran; unreserve must therefore be idempotent.
+        for reserve in reversed(self.profile.reserves):
+            reserve.unreserve(self.state, cycle, node)
         self.state.release(node, cycle.request, cycle.vector)
         code = Code.UNSCHEDULABLE if code is Code.OK else code
         where = self.state.names[node]

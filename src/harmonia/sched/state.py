@@ -295,16 +295,17 @@ class ClusterState:
     def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
         """Undo :meth:`reserve` of ``request`` on ``node``."""
         vec = request_vector(request) if vector is None else vector
+        # Check everything before changing anything, so a refused release changes nothing.
         if np.any(self.allocated[node] < vec):
             raise StateError(
                 f"release of {request.id!r} on {self.names[node]!r} exceeds what is allocated"
             )
+        counts = self.service_counts.get(request.service) if request.service else None
+        if request.service and (counts is None or counts[node] <= 0):
+            raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
         self.allocated[node] -= vec
         self.free[node] += vec
-        if request.service:
-            counts = self.service_counts.get(request.service)
-            if counts is None or counts[node] <= 0:
-                raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
+        if counts is not None:
             counts[node] -= 1
             self.service_cluster_counts[request.service][self.cluster_id[node]] -= 1
         self._changed(node)

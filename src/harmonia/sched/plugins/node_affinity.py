@@ -48,7 +48,7 @@ class NodeAffinity:
                 for k, v in t.match_labels.items()
                 if labels.get(k) != v
             ] + [
-                f"{e.key} {e.operator.value} {list(e.values)}".rstrip(" []")
+                f"{e.key} {e.operator.value}" + (f" {list(e.values)}" if e.values else "")
                 for t in _affinities(cycle)
                 for e in t.expressions
                 if not e.matches(labels)

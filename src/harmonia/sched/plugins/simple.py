@@ -41,9 +41,11 @@ class RoundRobin:
         return scores
 
     def reserve(self, state: ClusterState, cycle: CycleState, node: int) -> Status:
-        self._previous = self._next
+        cycle.data[self.name] = self._next
         self._next = node + 1
         return OK
 
     def unreserve(self, state: ClusterState, cycle: CycleState, node: int) -> None:
-        self._next = self._previous
+        previous = cycle.data.pop(self.name, None)
+        if previous is not None:
+            self._next = previous

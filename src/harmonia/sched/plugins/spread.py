@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from harmonia.model import AntiAffinityConstraint
-from harmonia.sched.framework import MAX_NODE_SCORE, OK, SKIP, CycleState, Status
+from harmonia.sched.framework import MAX_NODE_SCORE, OK, SKIP, CycleState, Status, unresolvable
 from harmonia.sched.state import BoolArray, ClusterState, FloatArray, IntArray
 
 ZONE_WEIGHTING = 2.0 / 3.0
@@ -60,6 +60,10 @@ class ServiceAntiAffinity:
         if not cycle.request.constraints:
             return SKIP
         rules = [c for c in cycle.request.constraints if isinstance(c, AntiAffinityConstraint)]
+        if any(not (rule.service or cycle.request.service) for rule in rules):
+            return unresolvable(
+                "anti_affinity needs the request's service or a service in the rule"
+            )
         cycle.data[self.name] = rules
         return OK if rules else SKIP
 
