@@ -18,14 +18,17 @@ Extension points, in the order a decision runs them:
 ``permit``      last word before the placement enters the plan;
 ``bind``        hand the placement to the host (the core itself binds nothing).
 
-A plugin implements only the phases it needs; a :class:`Profile` detects them once,
+A plugin that declares ``constraint_types`` (the constraint types it enforces) runs in
+no phase for a request that carries none of them. A plugin implements only the phases it
+needs; a :class:`Profile` detects them once,
 when it is built, and checks its weights there rather than mid-run. Filters also
 implement ``explain``: a reason per rejected node, used only for explanations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol, runtime_checkable
@@ -80,6 +83,8 @@ class CycleState:
     requested: tuple[int, ...]  # columns with a non-zero amount
     rng: np.random.Generator
     data: dict[str, Any] = field(default_factory=dict)
+    # Plugins that enforce constraint types the request does not carry; they sit out.
+    inapplicable: AbstractSet[str] = frozenset()
 
 
 @runtime_checkable
@@ -133,6 +138,11 @@ class BindPlugin(Plugin, Protocol):
     def bind(self, state: ClusterState, cycle: CycleState, node: int) -> Status: ...
 
 
+# A row-local plugin whose results (or whose pre-filter's SKIP) depend on more of the
+# request than its resource vector defines ``cache_key(cycle) -> Hashable``; the
+# scheduler keys its cache by the resource vector plus those keys.
+
+
 @runtime_checkable
 class RowLocalFilterPlugin(FilterPlugin, Protocol):
     """A filter whose verdict on node i depends only on row i and the request's resources
@@ -157,17 +167,6 @@ def is_row_local_filter(plugin: Plugin) -> bool:
 def is_row_local_score(plugin: Plugin) -> bool:
     """Whether the plugin's score is row-local (``row_local`` or ``row_local_score``)."""
     return bool(getattr(plugin, "row_local_score", getattr(plugin, "row_local", False)))
-
-
-def row_cache_key(plugin: Plugin, cycle: CycleState) -> Hashable:
-    """What of the request, besides its resources, a row-local plugin's results depend on.
-
-    A row-local plugin whose results (or whose pre-filter's SKIP) depend on more than the
-    request's resource vector defines ``cache_key(cycle)``; the scheduler keys its cache
-    by it.
-    """
-    key = getattr(plugin, "cache_key", None)
-    return key(cycle) if key is not None else None
 
 
 class ProfileError(HarmoniaError):

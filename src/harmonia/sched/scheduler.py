@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,6 @@ from harmonia.sched.framework import (
     ScorePlugin,
     is_row_local_filter,
     is_row_local_score,
-    row_cache_key,
 )
 from harmonia.sched.state import BoolArray, ClusterState, FloatArray, NodeRow, request_amounts
 
@@ -48,6 +48,7 @@ class _ShapeCache:
 
     mask: BoolArray
     base: FloatArray
+    count: int  # feasible nodes in mask
     epoch: int
     seen: int
     filter_fns: list[Callable[[NodeRow, CycleState], bool]]
@@ -95,12 +96,18 @@ class Scheduler:
         self._other_scores: list[ScorePlugin] = [
             p for p in profile.scores if not is_row_local_score(p)
         ]
-        self._keyed = [
-            p
+        self._key_fns: list[Callable[[CycleState], Hashable]] = [
+            key_fn
             for p in [*self._row_local_filters, *self._row_local_scores]
-            if getattr(p, "cache_key", None) is not None
+            if (key_fn := getattr(p, "cache_key", None)) is not None
         ]
         self._score_fns = [(p.score_node, profile.weights[p.name]) for p in self._row_local_scores]
+        self._driven = [
+            (p.name, frozenset(types))
+            for p in profile.plugins
+            if (types := getattr(p, "constraint_types", ()))
+        ]
+        self._driven_names = frozenset(name for name, _ in self._driven)
         self._other_scores_with_pre = [
             (p, p.pre_score if isinstance(p, PreScorePlugin) else None) for p in self._other_scores
         ]
@@ -140,8 +147,19 @@ class Scheduler:
             ]
             return decision
 
-        skipped: set[str] = set()
+        # Plugins that enforce constraint types run only for requests that carry one.
+        if request.constraints:
+            kinds = {c.type for c in request.constraints}
+            inapplicable: AbstractSet[str] = {
+                name for name, types in self._driven if not kinds & types
+            }
+        else:
+            inapplicable = self._driven_names
+        cycle.inapplicable = inapplicable
+        skipped: set[str] = set(inapplicable)
         for plugin in profile.pre_filters:
+            if plugin.name in inapplicable:
+                continue
             status = plugin.pre_filter(state, cycle)
             if status.code is Code.SKIP:
                 skipped.add(plugin.name)
@@ -217,12 +235,14 @@ class Scheduler:
                 continue
             feasible = np.logical_and(feasible, plugin.filter(state, cycle))
             narrowed = True
-        count = int(np.count_nonzero(feasible))
+        count = int(np.count_nonzero(feasible)) if narrowed else entry.count
         if count == 0:
             return None
         decision.nodes_feasible = count
         totals = entry.base
         for scorer, pre_score in self._other_scores_with_pre:
+            if scorer.name in cycle.inapplicable:
+                continue
             if pre_score and pre_score(state, cycle, feasible).code is Code.SKIP:
                 continue
             weighted = self._weighted(scorer, cycle, feasible)
@@ -240,9 +260,9 @@ class Scheduler:
             (
                 cycle.vector.tobytes(),
                 skipped_here,
-                tuple(row_cache_key(p, cycle) for p in self._keyed),
+                tuple([key_fn(cycle) for key_fn in self._key_fns]),
             )
-            if self._keyed or skipped_here
+            if self._key_fns or skipped_here
             else cycle.vector.tobytes()
         )
         active = (
@@ -254,8 +274,11 @@ class Scheduler:
         changes = state.changes
         behind = len(changes) - entry.seen if entry is not None else 0
         if entry is None or entry.epoch != state.epoch or behind > ROW_REFRESH_LIMIT:
+            mask, base = self._row_local_vectors(cycle, active)
             entry = _ShapeCache(
-                *self._row_local_vectors(cycle, active),
+                mask,
+                base,
+                int(np.count_nonzero(mask)),
                 state.epoch,
                 len(changes),
                 [p.filter_node for p in active],
@@ -273,19 +296,26 @@ class Scheduler:
                 self._score_fns,
             )
             row_of = state.row
+            count = entry.count
             for index in set(changes[entry.seen :]) if behind > 1 else (changes[-1],):
                 row = row_of(index)
+                was_feasible = mask[index]
                 for filter_fn in filter_fns:
                     if not filter_fn(row, cycle):
-                        mask[index] = False
-                        base[index] = -math.inf
+                        if was_feasible:
+                            mask[index] = False
+                            base[index] = -math.inf
+                            count -= 1
                         break
                 else:
                     total = 0.0
                     for score_fn, weight in score_fns:
                         total += score_fn(row, cycle) * weight
-                    mask[index] = True
+                    if not was_feasible:
+                        mask[index] = True
+                        count += 1
                     base[index] = total
+            entry.count = count
             entry.seen = len(changes)
         return entry
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from harmonia.model import RESOURCE_NAMES
 from harmonia.sched.framework import MAX_NODE_SCORE, CycleState
-from harmonia.sched.state import BoolArray, ClusterState, FloatArray, NodeRow
+from harmonia.sched.state import CPU, MEMORY, BoolArray, ClusterState, FloatArray, NodeRow
 
 DEFAULT_RESOURCES: tuple[tuple[str, int], ...] = (("cpu_m", 1), ("memory_mib", 1))
 _SCORE = float(MAX_NODE_SCORE)
@@ -66,6 +66,7 @@ class LeastAllocated:
         self.config = config or AllocationConfig()
         self._columns = self.config.columns
         self._weight_sum = self.config.weight_sum
+        self._default_columns = self._columns == [(CPU, 1), (MEMORY, 1)]
 
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         # NOTE: float64 division then floor equals Kubernetes' int64 division here: the
@@ -89,6 +90,17 @@ class LeastAllocated:
     def score_node(self, row: NodeRow, cycle: CycleState) -> float:
         # Integer floor division: the exact value the vector path's float floor yields.
         free, divisor, amounts = row.free, row.divisor, cycle.amounts
+        if self._default_columns:
+            # NOTE: the default cpu+memory case unrolled; this runs per changed node.
+            cpu = free[0] - amounts[0]
+            mem = free[1] - amounts[1]
+            return (
+                float(
+                    ((cpu * MAX_NODE_SCORE // divisor[0]) if cpu > 0 else 0)
+                    + ((mem * MAX_NODE_SCORE // divisor[1]) if mem > 0 else 0)
+                )
+                // 2
+            )
         total = 0
         for col, weight in self._columns:
             left = free[col] - amounts[col]

@@ -50,10 +50,16 @@ class BalancedAllocation:
     def score_node(self, row: NodeRow, cycle: CycleState) -> float:
         allocated, divisor, amounts = row.allocated, row.divisor, cycle.amounts
         if self._pair is not None:
+            # NOTE: the two-resource case unrolled (it runs per changed node); each step is
+            # the IEEE operation the vector path performs.
             a, b = self._pair
-            share_a = min((allocated[a] + amounts[a]) / divisor[a], 1.0)
-            share_b = min((allocated[b] + amounts[b]) / divisor[b], 1.0)
-            std = abs(share_a - share_b) / 2
+            share_a = (allocated[a] + amounts[a]) / divisor[a]
+            if share_a > 1.0:
+                share_a = 1.0
+            share_b = (allocated[b] + amounts[b]) / divisor[b]
+            if share_b > 1.0:
+                share_b = 1.0
+            std = (share_a - share_b if share_a > share_b else share_b - share_a) / 2
         else:
             shares = [min((allocated[c] + amounts[c]) / divisor[c], 1.0) for c in self._columns]
             std = math.sqrt(float(np.var(shares)))
