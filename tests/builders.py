@@ -65,10 +65,12 @@ def make_request(
     storage: int = 0,
     constraints: Iterable[Constraint] = (),
     tolerations: Iterable[Toleration] = (),
+    labels: dict[str, str] | None = None,
 ) -> PlacementRequest:
     return PlacementRequest(
         id=id,
         service=service,
+        labels=labels or {},
         cpu_m=cpu,
         memory_mib=mem,
         gpu=gpu,

@@ -96,7 +96,7 @@ def test_oakestra_example_parses_unchanged_into_two_requests() -> None:
     requests = descriptor.to_requests()
 
     assert [r.id for r in requests] == ["clientsrvr.curl.0", "clientsrvr.nginx.0"]
-    assert [r.service for r in requests] == ["curl", "nginx"]
+    assert [r.service for r in requests] == ["clientsrvr.curl", "clientsrvr.nginx"]
     assert {r.application for r in requests} == {"clientsrvr"}
     assert all(r.cpu_m == 1000 and r.memory_mib == 100 for r in requests)  # vcpus 1 -> 1000m
     assert all(r.gpu == 0 and r.storage_mib == 0 and r.constraints == () for r in requests)
@@ -148,7 +148,7 @@ def test_yaml_descriptor_expands_replicas_and_converts_everything() -> None:
         LatencyConstraint(threshold_ms=20, area="munich"),
         GeoConstraint(location=GeoPoint(lat=48.13, long=11.57), threshold_km=100),
         NodeAffinityConstraint(match_labels={"accelerator": "jetson"}),
-        LatencyConstraint(threshold_ms=10, target="camera"),  # from connectivity
+        LatencyConstraint(threshold_ms=10, target="video.camera"),  # from connectivity
     )
     assert detector.qos_class is QoSClass.LC  # slo_ms given, no qos_class
     assert detector.labels["harmonia.io/slo-ms"] == "50"
@@ -209,7 +209,7 @@ def test_connectivity_by_microservice_id_targets_that_service() -> None:
         ),
     )
     b = parse_sla(data).to_requests()[1]
-    assert b.constraints == (LatencyConstraint(threshold_ms=5, target="a"),)
+    assert b.constraints == (LatencyConstraint(threshold_ms=5, target="app.a"),)
 
 
 def test_latency_constraint_to_a_location_becomes_a_geo_point() -> None:
@@ -556,7 +556,8 @@ def test_any_valid_descriptor_parses_and_expands_to_one_request_per_replica(
     by_service = {(r.application, r.service): r for r in requests}
     for app in data["applications"]:
         for ms in app["microservices"]:
-            request = by_service[(app["application_name"], ms["microservice_name"])]
+            key = f"{app['application_name']}.{ms['microservice_name']}"
+            request = by_service[(app["application_name"], key)]
             assert request.cpu_m == round(ms["vcpus"] * 1000) >= 1
             assert request.memory_mib == ms["memory"]
             assert len(request.constraints) == len(ms["constraints"]) + len(ms["connectivity"])

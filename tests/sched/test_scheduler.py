@@ -226,9 +226,25 @@ def test_unenforced_constraint_is_unresolvable_not_ignored(policy: str) -> None:
     decision = Scheduler(make_state(2), policy).schedule(request)
     assert decision.code is Code.UNRESOLVABLE
     assert decision.reasons == [
-        f"policy {policy!r} has no plugin that enforces constraint 'geo'",
-        f"policy {policy!r} has no plugin that enforces constraint 'latency'",
+        f"policy {policy!r} has no plugin that enforces 'geo' constraints",
+        f"policy {policy!r} has no plugin that enforces 'latency' constraints",
     ]
+
+
+def test_delay_labels_are_latency_constraints_not_ignored() -> None:
+    # kubernetes-edge-scheduler's label: within 25 ms of node n1
+    request = make_request("r", cpu=100, labels={"delay_n1": "25", "tier": "web"})
+    decision = Scheduler(make_state(2), "default").schedule(request)
+    assert decision.code is Code.UNRESOLVABLE
+    assert decision.reasons == [
+        "policy 'default' has no plugin that enforces 'latency' constraints "
+        "(delay labels are latency constraints)"
+    ]
+
+
+def test_plain_labels_do_not_constrain() -> None:
+    request = make_request("r", cpu=100, labels={"tier": "web"})
+    assert Scheduler(make_state(2), "default").schedule(request).node == "n0"
 
 
 def test_unknown_direct_target_is_unresolvable() -> None:

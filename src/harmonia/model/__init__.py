@@ -21,6 +21,7 @@ from harmonia.model.node import Cluster, GeoPoint, Node, NodeRole, Taint, TaintE
 from harmonia.model.qos import QoSClass
 from harmonia.model.request import PlacementRequest
 from harmonia.model.resources import RESOURCE_NAMES, Resources
+from harmonia.model.service import Instance, InstanceState, ServiceSpec
 from harmonia.model.sla import SLADescriptor, parse_sla, parse_sla_text
 from harmonia.model.topology import Topology, UnknownNodeError, haversine_km
 
@@ -35,6 +36,8 @@ __all__ = [
     "GeoPoint",
     "HarmoniaError",
     "InputError",
+    "Instance",
+    "InstanceState",
     "LabelExpression",
     "LatencyConstraint",
     "Node",
@@ -45,6 +48,7 @@ __all__ = [
     "QoSClass",
     "Resources",
     "SLADescriptor",
+    "ServiceSpec",
     "Taint",
     "TaintEffect",
     "Toleration",

@@ -14,6 +14,9 @@ from harmonia.model.node import Toleration
 from harmonia.model.qos import QoSClass
 from harmonia.model.resources import MAX_AMOUNT, Resources
 
+# kubernetes-edge-scheduler's delay labels: ``delay_<node or service>: "<ms>"``.
+DELAY_LABEL_PREFIX = "delay_"
+
 
 class PlacementRequest(BaseModel):
     """One instance to place. Unknown fields are rejected so typos do not pass silently."""
@@ -45,3 +48,11 @@ class PlacementRequest(BaseModel):
             bandwidth_in_kbps=self.bandwidth_in_kbps,
             bandwidth_out_kbps=self.bandwidth_out_kbps,
         )
+
+    @property
+    def constraint_kinds(self) -> frozenset[str]:
+        """The constraint types this request carries; delay labels count as ``latency``."""
+        kinds = {c.type for c in self.constraints}
+        if any(key.startswith(DELAY_LABEL_PREFIX) for key in self.labels):
+            kinds.add("latency")
+        return frozenset(kinds)

@@ -58,6 +58,8 @@ from harmonia.model.errors import FieldError, InputError, from_pydantic, registe
 from harmonia.model.node import GeoPoint
 from harmonia.model.qos import QoSClass
 from harmonia.model.request import PlacementRequest
+from harmonia.model.resources import Resources
+from harmonia.model.service import MAX_REPLICAS, ServiceSpec
 
 NAME_MAX_LENGTH = 10
 """Application, microservice and namespace names: 1 to 10 ASCII letters or digits."""
@@ -65,7 +67,6 @@ NAME_MAX_LENGTH = 10
 MAX_VCPUS = 100_000
 """Sanity bound on ``vcpus``; keeps the conversion to millicores finite."""
 
-MAX_REPLICAS = 100_000
 """Sanity bound on ``replicas``, so a typo cannot expand into billions of requests."""
 
 LABEL_APP = "harmonia.io/app"
@@ -438,34 +439,28 @@ class SLADescriptor(_Model):
         """The descriptor in Oakestra's JSON shape (absent optional fields left out)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def to_requests(self) -> list[PlacementRequest]:
-        """One placement request per replica of every microservice.
+    def to_services(self) -> list[ServiceSpec]:
+        """One :class:`ServiceSpec` per microservice.
 
-        Ids are ``"{application}.{microservice}.{i}"`` with ``i`` from 0; requests of a
-        microservice share its constraints, and a connectivity latency bound becomes a
-        latency constraint whose target is the other microservice's name. Raises
+        A service's key is ``{application}.{microservice}``, so equal microservice names
+        in different applications stay apart; a connectivity latency bound becomes a
+        latency constraint whose target is the other microservice's key. Raises
         :class:`InputError` for what Harmonia cannot schedule rather than dropping it:
         TPUs (``vtpus`` > 0) and geo connectivity between microservices.
         """
         errors = self._unschedulable()
         if errors:
             raise InputError(errors)
-        requests = []
+        services: list[ServiceSpec] = []
         for app in self.applications:
             names_by_id = {ms.microservice_id: ms.microservice_name for ms in app.microservices}
-            for ms in app.microservices:
-                first = _request(app, ms, names_by_id)
-                requests.append(first)
-                requests.extend(
-                    first.model_copy(
-                        update={
-                            "id": f"{first.application}.{first.service}.{i}",
-                            "labels": dict(first.labels),  # no dict shared between requests
-                        }
-                    )
-                    for i in range(1, ms.replicas)
-                )
-        return requests
+            services.extend(_service(app, ms, names_by_id) for ms in app.microservices)
+        return services
+
+    def to_requests(self) -> list[PlacementRequest]:
+        """One placement request per replica of every microservice, ids
+        ``{application}.{microservice}.{i}`` with ``i`` from 0 (see :meth:`to_services`)."""
+        return [request for service in self.to_services() for request in service.requests()]
 
     def _unschedulable(self) -> list[FieldError]:
         errors = []
@@ -486,8 +481,7 @@ class SLADescriptor(_Model):
 _NO_GEO_LINKS = "geo connectivity between microservices is not schedulable yet"
 
 
-def _request(app: Application, ms: Microservice, names_by_id: dict[str, str]) -> PlacementRequest:
-    """The request for replica 0 of ``ms``; the other replicas differ only in id."""
+def _service(app: Application, ms: Microservice, names_by_id: dict[str, str]) -> ServiceSpec:
     constraints: list[Constraint] = []
     for constraint in ms.constraints:
         if isinstance(constraint, NodeAffinityConstraint | AntiAffinityConstraint):
@@ -497,24 +491,27 @@ def _request(app: Application, ms: Microservice, names_by_id: dict[str, str]) ->
     for link in ms.connectivity:
         target = link.target_microservice_name or names_by_id[link.target_microservice_id]
         constraints.extend(
-            LatencyConstraint(threshold_ms=con.threshold, target=target)
+            LatencyConstraint(threshold_ms=con.threshold, target=f"{app.application_name}.{target}")
             for con in link.con_constraints
             if isinstance(con, ConnectivityLatency)
         )
     labels = {LABEL_APP: app.application_name, LABEL_NAMESPACE: app.application_namespace}
     if ms.slo_ms is not None:
         labels[LABEL_SLO_MS] = f"{ms.slo_ms:g}"
-    return PlacementRequest(
-        id=f"{app.application_name}.{ms.microservice_name}.0",
-        service=ms.microservice_name,
+    return ServiceSpec(
+        name=ms.microservice_name,
         application=app.application_name,
         qos_class=ms.effective_qos_class,
-        cpu_m=ms.cpu_m,  # CPU comes from `vcpus` and nothing else, in millicores
-        memory_mib=ms.memory,
-        gpu=ms.vgpus,
-        storage_mib=ms.storage,
-        bandwidth_in_kbps=ms.bandwidth_in,
-        bandwidth_out_kbps=ms.bandwidth_out,
+        resources=Resources(
+            cpu_m=ms.cpu_m,  # CPU comes from `vcpus` and nothing else, in millicores
+            memory_mib=ms.memory,
+            gpu=ms.vgpus,
+            storage_mib=ms.storage,
+            bandwidth_in_kbps=ms.bandwidth_in,
+            bandwidth_out_kbps=ms.bandwidth_out,
+        ),
+        replicas=ms.replicas,
+        slo_ms=ms.slo_ms,
         labels=labels,
         constraints=tuple(constraints),
     )

@@ -134,22 +134,24 @@ class Scheduler:
             request.id, None, Code.UNSCHEDULABLE, nodes_total=len(state), policy=profile.name
         )
 
-        unenforced = (
-            sorted({c.type for c in request.constraints} - profile.constraint_types)
-            if request.constraints
-            else None
-        )
-        if unenforced:
-            decision.code = Code.UNRESOLVABLE
-            decision.reasons = [
-                f"policy {profile.name!r} has no plugin that enforces constraint {t!r}"
-                for t in unenforced
-            ]
-            return decision
-
-        # Plugins that enforce constraint types run only for requests that carry one.
-        if request.constraints:
-            kinds = {c.type for c in request.constraints}
+        # Plugins that enforce constraint types run only for requests that carry one, and
+        # a constraint no plugin of the policy enforces refuses the request.
+        if request.constraints or request.labels:
+            kinds = request.constraint_kinds
+            unenforced = sorted(kinds - profile.constraint_types)
+            if unenforced:
+                decision.code = Code.UNRESOLVABLE
+                from_labels = "latency" not in {c.type for c in request.constraints}
+                decision.reasons = [
+                    f"policy {profile.name!r} has no plugin that enforces {t!r} constraints"
+                    + (
+                        " (delay labels are latency constraints)"
+                        if t == "latency" and from_labels
+                        else ""
+                    )
+                    for t in unenforced
+                ]
+                return decision
             inapplicable: AbstractSet[str] = {
                 name for name, types in self._driven if not kinds & types
             }
