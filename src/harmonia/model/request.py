@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from harmonia.model.constraints import Constraint
 from harmonia.model.node import Toleration
 from harmonia.model.qos import QoSClass
-from harmonia.model.resources import MAX_AMOUNT, Resources
+from harmonia.model.resources import MAX_AMOUNT, RESOURCE_NAMES, Resources
 
 # kubernetes-edge-scheduler's delay labels: ``delay_<node or service>: "<ms>"``.
 DELAY_LABEL_PREFIX = "delay_"
@@ -40,14 +40,7 @@ class PlacementRequest(BaseModel):
 
     @property
     def resources(self) -> Resources:
-        return Resources(
-            cpu_m=self.cpu_m,
-            memory_mib=self.memory_mib,
-            gpu=self.gpu,
-            storage_mib=self.storage_mib,
-            bandwidth_in_kbps=self.bandwidth_in_kbps,
-            bandwidth_out_kbps=self.bandwidth_out_kbps,
-        )
+        return Resources.model_validate({name: getattr(self, name) for name in RESOURCE_NAMES})
 
     @property
     def constraint_kinds(self) -> frozenset[str]:

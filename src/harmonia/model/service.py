@@ -46,19 +46,13 @@ class ServiceSpec(BaseModel):
         """The placement request of instance ``index``."""
         if not 0 <= index < self.replicas:
             raise IndexError(f"{self.key} has instances 0..{self.replicas - 1}, not {index}")
-        amounts = self.resources
         return PlacementRequest(
             id=f"{self.key}.{index}",
             service=self.key,
             application=self.application,
             qos_class=self.qos_class,
             priority=self.priority,
-            cpu_m=amounts.cpu_m,
-            memory_mib=amounts.memory_mib,
-            gpu=amounts.gpu,
-            storage_mib=amounts.storage_mib,
-            bandwidth_in_kbps=amounts.bandwidth_in_kbps,
-            bandwidth_out_kbps=amounts.bandwidth_out_kbps,
+            **self.resources.model_dump(),  # the request's resource fields share these names
             labels=dict(self.labels),
             constraints=self.constraints,
             tolerations=self.tolerations,
