@@ -396,3 +396,25 @@ def test_per_node_expands_a_per_cluster_vector(clusters: list[str]) -> None:
 
 def test_per_node_of_an_empty_state() -> None:
     assert make_state([]).per_node(np.zeros(0)).tolist() == []
+
+
+def test_service_maxima_follow_reserve_and_release() -> None:
+    state = make_state(
+        [make_node("a", cluster="c0"), make_node("b", cluster="c0"), make_node("c", cluster="c1")]
+    )
+    web = make_request("w", cpu=1, service="web")
+    assert state.max_count_of("web") == 0 and state.max_cluster_count_of("web") == 0
+    state.reserve(0, web)
+    state.reserve(0, web)
+    state.reserve(1, web)
+    state.reserve(2, web)
+    assert state.max_count_of("web") == 2  # node a
+    assert state.max_cluster_count_of("web") == 3  # cluster c0: a + b
+    state.release(0, web)
+    assert state.max_count_of("web") == 1
+    assert state.max_cluster_count_of("web") == 2
+    state.release(1, web)
+    state.release(0, web)
+    assert state.max_count_of("web") == 1  # node c
+    assert state.max_cluster_count_of("web") == 1  # cluster c1
+    assert state.copy().max_count_of("web") == 1

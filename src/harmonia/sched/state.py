@@ -169,6 +169,9 @@ class ClusterState:
                 self.taints[taint][i] = True
         self.service_counts: dict[str, FloatArray] = {}
         self.service_cluster_counts: dict[str, FloatArray] = {}
+        # Maxima of the two above per service; missing means "recompute when asked".
+        self._top: dict[str, float] = {}
+        self._cluster_top: dict[str, float] = {}
         self.rtt_ms: npt.NDArray[np.float32] | None = None
         # Rows changed since the last epoch, for incremental re-scoring (see Scheduler).
         # The log is dropped and the epoch bumped when it grows past CHANGE_LOG_LIMIT.
@@ -224,6 +227,22 @@ class ClusterState:
         if counts is None:
             return np.zeros(self.num_clusters, dtype=np.float64)
         return counts
+
+    def max_count_of(self, service: str) -> float:
+        """Most instances of ``service`` on any one node (kept up to date incrementally)."""
+        top = self._top.get(service)
+        if top is None:
+            top = float(self.counts_of(service).max(initial=0.0))
+            self._top[service] = top
+        return top
+
+    def max_cluster_count_of(self, service: str) -> float:
+        """Most instances of ``service`` in any one cluster."""
+        top = self._cluster_top.get(service)
+        if top is None:
+            top = float(self.cluster_counts_of(service).max(initial=0.0))
+            self._cluster_top[service] = top
+        return top
 
     def per_node(self, per_cluster: FloatArray) -> FloatArray:
         """Expand a vector indexed by cluster to one indexed by node."""
@@ -289,7 +308,10 @@ class ClusterState:
             if per_cluster is None:
                 per_cluster = np.zeros(self.num_clusters, dtype=np.float64)
                 self.service_cluster_counts[request.service] = per_cluster
-            per_cluster[self.cluster_id[node]] += 1
+            cluster = self.cluster_id[node]
+            per_cluster[cluster] += 1
+            _raise_max(self._top, request.service, float(counts[node]))
+            _raise_max(self._cluster_top, request.service, float(per_cluster[cluster]))
         self._changed(node)
 
     def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
@@ -306,8 +328,15 @@ class ClusterState:
         self.allocated[node] -= vec
         self.free[node] += vec
         if counts is not None:
+            per_cluster = self.service_cluster_counts[request.service]
+            cluster = self.cluster_id[node]
+            # A maximum that may have dropped is forgotten and recomputed when next asked.
+            if float(counts[node]) >= self._top.get(request.service, 0.0):
+                self._top.pop(request.service, None)
+            if float(per_cluster[cluster]) >= self._cluster_top.get(request.service, 0.0):
+                self._cluster_top.pop(request.service, None)
             counts[node] -= 1
-            self.service_cluster_counts[request.service][self.cluster_id[node]] -= 1
+            per_cluster[cluster] -= 1
         self._changed(node)
 
     def set_healthy(self, name: str, healthy: bool) -> None:
@@ -345,6 +374,8 @@ class ClusterState:
         clone.epoch = 0
         clone._rows = {}
         clone.service_counts = {k: v.copy() for k, v in self.service_counts.items()}
+        clone._top = dict(self._top)
+        clone._cluster_top = dict(self._cluster_top)
         clone.service_cluster_counts = {k: v.copy() for k, v in self.service_cluster_counts.items()}
         clone._refresh_schedulable()
         return clone
@@ -392,3 +423,9 @@ class ClusterState:
 
     def node_taints(self, index: int) -> tuple[Taint, ...]:
         return self._node_taints[index]
+
+
+def _raise_max(maxima: dict[str, float], service: str, value: float) -> None:
+    top = maxima.get(service)
+    if top is not None and value > top:
+        maxima[service] = value

@@ -30,19 +30,19 @@ class ServiceSpread:
 
     def pre_score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> Status:
         service = cycle.request.service
-        if not service or not state.counts_of(service).any():
+        if not service or state.max_count_of(service) == 0:
             return SKIP
         return OK
 
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         service = cycle.request.service
         counts = state.counts_of(service)
-        top = int(counts.max())
+        top = state.max_count_of(service)
         # top > 0: pre_score skips services without instances.
         node_score = (top - counts) * (MAX_NODE_SCORE / top)
         if state.num_clusters > 1:
             per_cluster = state.cluster_counts_of(service)
-            top_cluster = int(per_cluster.max())
+            top_cluster = state.max_cluster_count_of(service)
             cluster_score = (top_cluster - per_cluster) * (
                 MAX_NODE_SCORE * ZONE_WEIGHTING / top_cluster
             )
