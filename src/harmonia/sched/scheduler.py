@@ -5,8 +5,12 @@ over a state they own or a copy of it, call :meth:`Scheduler.schedule` per reque
 :meth:`Scheduler.schedule_many` for a batch, and apply the returned decisions. Each
 placement is reserved in the scheduler's state at once, so the next decision sees it.
 
-The fast path keeps every filter's mask but counts nothing; rejection counts and reasons
-are computed only when a request is unschedulable or an explanation is asked for.
+Two paths make the same choice. The full path runs every plugin over every node; it
+runs when an explanation is asked for, when nothing fits (to say why), or with
+``cache=False``. The fast path caches, per request shape, the combined mask and score of
+the row-local plugins and refreshes only the nodes changed since (see
+:meth:`Scheduler._select_cached`); the other plugins run in full. Rejection counts and
+reasons are computed only on the full path.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from harmonia.sched.framework import (
     is_row_local_filter,
     is_row_local_score,
 )
+from harmonia.sched.policies import get_policy
 from harmonia.sched.state import BoolArray, ClusterState, FloatArray, NodeRow, request_amounts
 
 EXAMPLES_PER_PLUGIN = 3
@@ -67,8 +72,6 @@ class Scheduler:
         node_reason_limit: int = 50,
         cache: bool = True,
     ) -> None:
-        from harmonia.sched.policies import get_policy
-
         self.state = state
         self.profile = get_policy(policy) if isinstance(policy, str) else policy
         self.seed = seed
