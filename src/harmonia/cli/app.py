@@ -8,12 +8,10 @@ summaries go to standard error when standard output carries JSON.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,15 +20,15 @@ from rich.text import Text
 
 from harmonia import __version__
 from harmonia.cli import files
-from harmonia.cli.render import decisions_table, errors_text, policies_table
-from harmonia.model import HarmoniaError, InputError
+from harmonia.cli import simulate as simulate_commands
+from harmonia.cli.errors import reports_errors, stderr
+from harmonia.cli.render import decisions_table, policies_table
 from harmonia.model.documents import NodeList
 from harmonia.model.generate import generate_clusters, generate_nodes
 from harmonia.model.sla import parse_sla
 from harmonia.sched import ClusterState, Scheduler, get_policy, policy_names
 from harmonia.sched.policies import broken_policies
 
-EXIT_INPUT = 2
 EXIT_UNSCHEDULABLE = 3
 PROGRESS_THRESHOLD = 20_000
 
@@ -43,26 +41,6 @@ app = typer.Typer(
 )
 nodes_app = typer.Typer(help="Work with node lists.", no_args_is_help=True)
 app.add_typer(nodes_app, name="nodes")
-
-stderr = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def reports_errors(command: F) -> F:
-    """Turn Harmonia's errors into a printed list and exit code 2, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except InputError as exc:
-            stderr.print(errors_text(exc))
-            raise typer.Exit(EXIT_INPUT) from None
-        except HarmoniaError as exc:
-            stderr.print(Text.assemble(("error: ", "bold red"), str(exc)))
-            raise typer.Exit(EXIT_INPUT) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _version(value: bool) -> None:
@@ -197,6 +175,9 @@ def validate(
         markup=False,
         highlight=False,
     )
+
+
+simulate_commands.register(app)
 
 
 def main() -> None:
