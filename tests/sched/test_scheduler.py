@@ -442,3 +442,16 @@ def test_an_empty_state_places_nothing() -> None:
     empty = scheduler.schedule(make_request("r2"))
     assert empty.code is Code.UNSCHEDULABLE
     assert empty.reasons == ["0/0 nodes are available"]
+
+
+def test_unexplained_failures_still_refuse_and_change_nothing() -> None:
+    state = make_state(2)
+    scheduler = Scheduler(state, "default", explain_failures=False)
+    decision = scheduler.schedule(make_request("big", cpu=3000, mem=1))
+    decision = scheduler.schedule(make_request("big2", cpu=3000, mem=1))
+    decision = scheduler.schedule(make_request("big3", cpu=3000, mem=1))
+    assert decision.code is Code.UNSCHEDULABLE
+    assert decision.node is None
+    assert decision.reasons == ["0/2 nodes are available"]
+    assert decision.rejections == []
+    assert int(state.allocated[:, 0].sum()) == 6000

@@ -71,6 +71,7 @@ class Scheduler:
         top_k: int = 5,
         node_reason_limit: int = 50,
         cache: bool = True,
+        explain_failures: bool = True,
     ) -> None:
         self.state = state
         self.profile = get_policy(policy) if isinstance(policy, str) else policy
@@ -79,6 +80,9 @@ class Scheduler:
         self.top_k = top_k
         self.node_reason_limit = node_reason_limit
         self.cache = cache
+        # Hosts that only need to know a request did not fit (the simulator's retry
+        # loop) turn this off; the full path's per-plugin explanation is then skipped.
+        self.explain_failures = explain_failures
         self._normalizers = {
             p.name: p for p in self.profile.scores if isinstance(p, NormalizePlugin)
         }
@@ -175,6 +179,9 @@ class Scheduler:
 
         cacheable = self.cache and not explain
         node = self._select_cached(cycle, skipped, decision) if cacheable else None
+        if node is None and cacheable and not self.explain_failures:
+            decision.reasons = [f"0/{len(state)} nodes are available"]
+            return decision
         if node is None:
             node = self._select_full(cycle, skipped, decision, explain)
         if node is None:

@@ -316,17 +316,21 @@ class ClusterState:
 
     def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
         """Undo :meth:`reserve` of ``request`` on ``node``."""
-        vec = request_vector(request) if vector is None else vector
+        amounts = request_amounts(request) if vector is None else vector.tolist()
+        requested = [r for r, amount in enumerate(amounts) if amount]
+        allocated, free = self.allocated, self.free
         # Check everything before changing anything, so a refused release changes nothing.
-        if np.any(self.allocated[node] < vec):
+        # NOTE: per-column scalar work, as in reserve: rows of these arrays are strided.
+        if any(int(allocated[node, r]) < amounts[r] for r in requested):
             raise StateError(
                 f"release of {request.id!r} on {self.names[node]!r} exceeds what is allocated"
             )
         counts = self.service_counts.get(request.service) if request.service else None
         if request.service and (counts is None or counts[node] <= 0):
             raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
-        self.allocated[node] -= vec
-        self.free[node] += vec
+        for r in requested:
+            allocated[node, r] -= amounts[r]
+            free[node, r] += amounts[r]
         if counts is not None:
             per_cluster = self.service_cluster_counts[request.service]
             cluster = self.cluster_id[node]

@@ -189,7 +189,8 @@ class Simulation:
         self.seed = seed
         self.state = infra.state.copy()
         streams = np.random.SeedSequence(seed).spawn(3)
-        self.scheduler = Scheduler(self.state, policy, seed=seed)
+        # A refused placement only needs to be known, not explained (the task waits).
+        self.scheduler = Scheduler(self.state, policy, seed=seed, explain_failures=False)
         self.policy = self.scheduler.profile.name
         self.failure_rng = np.random.default_rng(streams[0])
         self.lc_model = (
