@@ -22,23 +22,11 @@ from harmonia.model.documents import (
     parse_requests,
 )
 from harmonia.model.sla import SLADescriptor, parse_sla
-
-
-def read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError([FieldError("", "file not found")], str(path)) from None
-    except IsADirectoryError:
-        raise InputError([FieldError("", "is a directory, not a file")], str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError([FieldError("", "is not UTF-8 text")], str(path)) from None
-    except OSError as exc:
-        raise InputError([FieldError("", f"cannot be read: {exc.strerror}")], str(path)) from None
+from harmonia.traces.source import read_text_file
 
 
 def read_document(path: Path) -> object:
-    return load_document(read_text(path), str(path))
+    return load_document(read_text_file(path), str(path))
 
 
 def read_nodes(path: Path) -> NodeList:

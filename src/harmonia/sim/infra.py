@@ -61,6 +61,7 @@ from harmonia.model import (
 from harmonia.model.documents import load_document, parse_nodes
 from harmonia.model.topology import LINK_BASE_MS, METRO_KM, distance_rtt_ms
 from harmonia.sched import ClusterState
+from harmonia.traces.source import read_text_file
 
 RTT_MATRIX_LIMIT = 2_000
 """Largest node count for which the full node×node RTT matrix is generated and attached."""
@@ -261,13 +262,13 @@ def load_infrastructure(
 ) -> Infrastructure:
     """Nodes from a node-list file (YAML/JSON, as ``harmonia nodes generate`` writes) and an
     optional RTT matrix (whitespace-separated, ms) with its JSON index (name -> row)."""
-    nodes = parse_nodes(load_document(_read(nodes_file), str(nodes_file)), str(nodes_file))
+    nodes = parse_nodes(load_document(read_text_file(nodes_file), str(nodes_file)), str(nodes_file))
     topology = None
     if (rtt_file is None) != (rtt_index is None):
         raise InputError([FieldError("topology.rtt_index", "rtt_file and rtt_index go together")])
     if rtt_file is not None and rtt_index is not None:
         topology = Topology.from_matrix_text(
-            _read(rtt_file), _read(rtt_index), source=f"{rtt_file} / {rtt_index}"
+            read_text_file(rtt_file), read_text_file(rtt_index), source=f"{rtt_file} / {rtt_index}"
         )
         missing = [node.name for node in nodes.nodes if node.name not in topology]
         if missing:
@@ -279,19 +280,6 @@ def load_infrastructure(
     return Infrastructure.from_nodes(
         nodes.nodes, clusters=nodes.clusters, topology=topology, seed=seed
     )
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError([FieldError("", "file not found")], str(path)) from None
-    except IsADirectoryError:
-        raise InputError([FieldError("", "is a directory, not a file")], str(path)) from None
-    except UnicodeDecodeError:
-        raise InputError([FieldError("", "is not UTF-8 text")], str(path)) from None
-    except OSError as exc:
-        raise InputError([FieldError("", f"cannot be read: {exc.strerror}")], str(path)) from None
 
 
 def _filled_positions(state: ClusterState) -> tuple[FloatArray, FloatArray]:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import IO
 
-from harmonia.model import QoSClass
+from harmonia.model import FieldError, InputError, QoSClass
 from harmonia.traces.events import EventKind, TaskEvent, TraceError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -60,6 +60,22 @@ class ReadStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def read_text_file(path: str | os.PathLike[str]) -> str:
+    """A whole small UTF-8 file (node lists, RTT matrices, scenarios), with every way it
+    can fail turned into an :class:`InputError` naming the file."""
+    source = str(path)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError([FieldError("", "file not found")], source) from None
+    except IsADirectoryError:
+        raise InputError([FieldError("", "is a directory, not a file")], source) from None
+    except UnicodeDecodeError:
+        raise InputError([FieldError("", "is not UTF-8 text")], source) from None
+    except OSError as exc:
+        raise InputError([FieldError("", f"cannot be read: {exc.strerror}")], source) from None
 
 
 def open_text(path: str | os.PathLike[str]) -> IO[str]:
