@@ -15,11 +15,9 @@ reasons are computed only on the full path.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,24 +37,10 @@ from harmonia.sched.framework import (
     is_row_local_score,
 )
 from harmonia.sched.policies import get_policy
-from harmonia.sched.state import BoolArray, ClusterState, FloatArray, NodeRow, request_amounts
+from harmonia.sched.shapes import ShapeCache
+from harmonia.sched.state import BoolArray, ClusterState, FloatArray, request_amounts
 
 EXAMPLES_PER_PLUGIN = 3
-CACHE_BYTES = 64 << 20
-# Past this many changed rows a full vector recompute is cheaper than the scalar path.
-ROW_REFRESH_LIMIT = 64
-
-
-@dataclass
-class _ShapeCache:
-    """Row-local results for one request vector, current up to ``seen`` in the change log."""
-
-    mask: BoolArray
-    base: FloatArray
-    count: int  # feasible nodes in mask
-    epoch: int
-    seen: int
-    filter_fns: list[Callable[[NodeRow, CycleState], bool]]
 
 
 class Scheduler:
@@ -103,12 +87,6 @@ class Scheduler:
         self._other_scores: list[ScorePlugin] = [
             p for p in profile.scores if not is_row_local_score(p)
         ]
-        self._key_fns: list[Callable[[CycleState], Hashable]] = [
-            key_fn
-            for p in [*self._row_local_filters, *self._row_local_scores]
-            if (key_fn := getattr(p, "cache_key", None)) is not None
-        ]
-        self._score_fns = [(p.score_node, profile.weights[p.name]) for p in self._row_local_scores]
         self._driven = [
             (p.name, frozenset(types))
             for p in profile.plugins
@@ -118,47 +96,76 @@ class Scheduler:
         self._other_scores_with_pre = [
             (p, p.pre_score if isinstance(p, PreScorePlugin) else None) for p in self._other_scores
         ]
-        self._row_local_filter_names = {p.name for p in self._row_local_filters}
-        self._cache: dict[Hashable, _ShapeCache] = {}
-        # Each entry holds a bool and a float64 per node; keep the cache near 64 MB.
-        self._cache_limit = max(8, CACHE_BYTES // (9 * max(len(state), 1)))
+        self._shapes = ShapeCache(state, profile, self._row_local_filters, self._row_local_scores)
 
     # -- one request -------------------------------------------------------------------
 
     def schedule(self, request: PlacementRequest, *, explain: bool = False) -> Decision:
         """Decide one request and, if it is placed, reserve it in :attr:`state`."""
+        state = self.state
+        decision = Decision(
+            request.id, None, Code.UNSCHEDULABLE, nodes_total=len(state), policy=self.profile.name
+        )
+        prepared = self._prepare(request, decision)
+        if prepared is None:
+            return decision
+        cycle, skipped = prepared
+        cacheable = self.cache and not explain
+        node = self._select_cached(cycle, skipped, decision) if cacheable else None
+        if node is None and cacheable and not self.explain_failures:
+            decision.reasons = [f"0/{len(state)} nodes are available"]
+            return decision
+        if node is None:
+            node = self._select_full(cycle, skipped, decision, explain)
+        if node is None:
+            return decision
+
+        state.reserve(node, request, cycle.vector, requested=cycle.requested)
+        failure = self._reserve_and_permit(cycle, node)
+        if failure is not None:
+            decision.code, decision.reasons = failure
+            return decision
+        decision.node = state.names[node]
+        decision.code = Code.OK
+        return decision
+
+    def _prepare(
+        self, request: PlacementRequest, decision: Decision | None = None
+    ) -> tuple[CycleState, set[str]] | None:
+        """The request's cycle after the pre-filters, and the plugins that sit it out.
+
+        ``None`` when the request is refused before filtering; ``decision`` (if given)
+        then says why. Reads the state and writes only the new cycle, so the shape
+        prefetch thread runs it too.
+        """
         state, profile = self.state, self.profile
         amounts = request_amounts(request)
-        vector = np.array(amounts, dtype=np.int64)
         cycle = CycleState(
             request=request,
-            vector=vector,
+            vector=np.array(amounts, dtype=np.int64),
             amounts=amounts,
             requested=tuple([i for i, v in enumerate(amounts) if v]),
             rng=self.rng,
         )
-        decision = Decision(
-            request.id, None, Code.UNSCHEDULABLE, nodes_total=len(state), policy=profile.name
-        )
-
         # Plugins that enforce constraint types run only for requests that carry one, and
         # a constraint no plugin of the policy enforces refuses the request.
         if request.constraints or request.labels:
             kinds = request.constraint_kinds
             unenforced = sorted(kinds - profile.constraint_types)
             if unenforced:
-                decision.code = Code.UNRESOLVABLE
-                from_labels = "latency" not in {c.type for c in request.constraints}
-                decision.reasons = [
-                    f"policy {profile.name!r} has no plugin that enforces {t!r} constraints"
-                    + (
-                        " (delay labels are latency constraints)"
-                        if t == "latency" and from_labels
-                        else ""
-                    )
-                    for t in unenforced
-                ]
-                return decision
+                if decision is not None:
+                    decision.code = Code.UNRESOLVABLE
+                    from_labels = "latency" not in {c.type for c in request.constraints}
+                    decision.reasons = [
+                        f"policy {profile.name!r} has no plugin that enforces {t!r} constraints"
+                        + (
+                            " (delay labels are latency constraints)"
+                            if t == "latency" and from_labels
+                            else ""
+                        )
+                        for t in unenforced
+                    ]
+                return None
             inapplicable: AbstractSet[str] = {
                 name for name, types in self._driven if not kinds & types
             }
@@ -173,28 +180,30 @@ class Scheduler:
             if status.code is Code.SKIP:
                 skipped.add(plugin.name)
             elif not status.ok:
-                decision.code = status.code
-                decision.reasons = [f"{plugin.name}: {r}" for r in status.reasons]
-                return decision
+                if decision is not None:
+                    decision.code = status.code
+                    decision.reasons = [f"{plugin.name}: {r}" for r in status.reasons]
+                return None
+        return cycle, skipped
 
-        cacheable = self.cache and not explain
-        node = self._select_cached(cycle, skipped, decision) if cacheable else None
-        if node is None and cacheable and not self.explain_failures:
-            decision.reasons = [f"0/{len(state)} nodes are available"]
-            return decision
-        if node is None:
-            node = self._select_full(cycle, skipped, decision, explain)
-        if node is None:
-            return decision
+    def prefetch(self, requests: Iterable[PlacementRequest]) -> int:
+        """Hint that ``requests`` come soon: build their shapes' cache entries in a
+        background thread (see :mod:`harmonia.sched.shapes`). Decisions are the same with
+        or without it; only faster on a machine with a core to spare. Returns how many
+        were queued. Call :meth:`close` when done.
+        """
+        if not self.cache:
+            return 0
+        return self._shapes.prefetch(requests, self._prepare)
 
-        state.reserve(node, request, vector, requested=cycle.requested)
-        failure = self._reserve_and_permit(cycle, node)
-        if failure is not None:
-            decision.code, decision.reasons = failure
-            return decision
-        decision.node = state.names[node]
-        decision.code = Code.OK
-        return decision
+    @property
+    def prefetched(self) -> int:
+        """Cache entries the prefetch thread built so far."""
+        return self._shapes.prefetched
+
+    def close(self) -> None:
+        """Stop the prefetch thread, if one was started."""
+        self._shapes.close()
 
     def _select_full(
         self, cycle: CycleState, skipped: set[str], decision: Decision, explain: bool
@@ -239,7 +248,7 @@ class Scheduler:
         path then runs to explain why.
         """
         state = self.state
-        entry = self._shape_entry(cycle, skipped)
+        entry = self._shapes.entry(cycle, skipped)
         feasible = entry.mask
         narrowed = False
         for plugin in self._other_filters:
@@ -264,88 +273,6 @@ class Scheduler:
         if narrowed:
             totals = np.where(feasible, totals, -np.inf)
         return int(np.argmax(totals))
-
-    def _shape_entry(self, cycle: CycleState, skipped: set[str]) -> _ShapeCache:
-        state = self.state
-        skipped_here = tuple(sorted(skipped & self._row_local_filter_names)) if skipped else ()
-        key: Hashable = (
-            (
-                cycle.vector.tobytes(),
-                skipped_here,
-                tuple([key_fn(cycle) for key_fn in self._key_fns]),
-            )
-            if self._key_fns or skipped_here
-            else cycle.vector.tobytes()
-        )
-        active = (
-            [p for p in self._row_local_filters if p.name not in skipped_here]
-            if skipped_here
-            else self._row_local_filters
-        )
-        entry = self._cache.get(key)
-        changes = state.changes
-        behind = len(changes) - entry.seen if entry is not None else 0
-        if entry is None or entry.epoch != state.epoch or behind > ROW_REFRESH_LIMIT:
-            mask, base = self._row_local_vectors(cycle, active)
-            entry = _ShapeCache(
-                mask,
-                base,
-                int(np.count_nonzero(mask)),
-                state.epoch,
-                len(changes),
-                [p.filter_node for p in active],
-            )
-            if key not in self._cache and len(self._cache) >= self._cache_limit:
-                del self._cache[next(iter(self._cache))]
-            self._cache[key] = entry
-        elif behind:
-            # NOTE: the scalar refresh is inlined; it runs for every changed node and
-            # every request shape, and call overhead dominates its cost.
-            mask, base, filter_fns, score_fns = (
-                entry.mask,
-                entry.base,
-                entry.filter_fns,
-                self._score_fns,
-            )
-            row_of = state.row
-            count = entry.count
-            for index in set(changes[entry.seen :]) if behind > 1 else (changes[-1],):
-                row = row_of(index)
-                was_feasible = mask[index]
-                for filter_fn in filter_fns:
-                    if not filter_fn(row, cycle):
-                        if was_feasible:
-                            mask[index] = False
-                            base[index] = -math.inf
-                            count -= 1
-                        break
-                else:
-                    total = 0.0
-                    for score_fn, weight in score_fns:
-                        total += score_fn(row, cycle) * weight
-                    if not was_feasible:
-                        mask[index] = True
-                        count += 1
-                    base[index] = total
-            entry.count = count
-            entry.seen = len(changes)
-        return entry
-
-    def _row_local_vectors(
-        self, cycle: CycleState, filters: list[RowLocalFilterPlugin]
-    ) -> tuple[BoolArray, FloatArray]:
-        """Combined mask and weighted score (-inf where infeasible) of the row-local plugins."""
-        state = self.state
-        mask: BoolArray = np.ones(len(state), dtype=bool)
-        for plugin in filters:
-            np.logical_and(mask, plugin.filter(state, cycle), out=mask)
-        base: FloatArray | None = None
-        for scorer in self._row_local_scores:
-            weighted = scorer.score(state, cycle, mask) * self.profile.weights[scorer.name]
-            base = weighted if base is None else np.add(base, weighted, out=base)
-        if base is None:
-            base = np.zeros(len(state), dtype=np.float64)
-        return mask, np.where(mask, base, -np.inf)
 
     def _weighted(self, plugin: ScorePlugin, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         scores = plugin.score(self.state, cycle, feasible)

@@ -70,12 +70,14 @@ class LeastAllocated:
 
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         # NOTE: float64 division then floor equals Kubernetes' int64 division here: the
-        # operands are exact integers below 2**53 and a true quotient that is not an
-        # integer lies at least 1/allocatable below the next one, far beyond rounding.
+        # operands are exact integers below 2**53 (the state's float64 mirrors hold the
+        # int64 amounts exactly) and a true quotient that is not an integer lies at least
+        # 1/allocatable below the next one, far beyond rounding.
         total: FloatArray | None = None
         for col, weight in self._columns:
-            left = (state.free[:, col] - cycle.vector[col]) * _SCORE
-            left /= state.allocatable_nonzero[:, col]
+            left = state.free_f[:, col] - cycle.amounts[col]
+            left *= _SCORE
+            left /= state.divisor_f[:, col]
             np.floor(left, out=left)
             np.maximum(left, 0.0, out=left)
             if weight != 1:
@@ -126,13 +128,14 @@ class MostAllocated:
         self._weight_sum = self.config.weight_sum
 
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
-        # NOTE: float division then floor, exact as in LeastAllocated.
+        # NOTE: float division then floor, exact as in LeastAllocated (the float64 mirrors
+        # hold the int64 amounts exactly).
         total: FloatArray | None = None
         for col, weight in self._columns:
-            used = state.allocated[:, col] + cycle.vector[col]
-            np.minimum(used, state.allocatable[:, col], out=used)
-            share = used * _SCORE
-            share /= state.allocatable_nonzero[:, col]
+            share = state.allocated_f[:, col] + cycle.amounts[col]
+            np.minimum(share, state.allocatable_f[:, col], out=share)
+            share *= _SCORE
+            share /= state.divisor_f[:, col]
             np.floor(share, out=share)
             if weight != 1:
                 share *= weight

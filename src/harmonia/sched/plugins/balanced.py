@@ -33,16 +33,16 @@ class BalancedAllocation:
     def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         shares = []
         for col in self._columns:
-            share = (state.allocated[:, col] + cycle.vector[col]) / state.allocatable_nonzero[
-                :, col
-            ]
+            share = state.allocated_f[:, col] + cycle.amounts[col]
+            share /= state.divisor_f[:, col]
             shares.append(np.minimum(share, 1.0, out=share))
         if len(shares) == 2:
-            std = np.abs(shares[0] - shares[1])
+            std = np.subtract(shares[0], shares[1], out=shares[0])
+            np.abs(std, out=std)
             std /= 2
         else:
             std = np.sqrt(np.var(np.vstack(shares), axis=0))
-        score = 1.0 - std
+        score = np.subtract(1.0, std, out=std)
         score *= _SCORE
         result: FloatArray = np.floor(score, out=score)
         return result
