@@ -144,8 +144,10 @@ def _panel_figure(panel: Panel, runs: Sequence[Run]) -> Figure | None:
     columns = panel.columns(available)
     if not columns or not any(r.timeseries for r in runs):
         return None
-    figure, axes = plt.subplots(figsize=(10, 3.6), layout="constrained")
     several = len(runs) > 1
+    if several and len(columns) > 2:
+        return _small_multiples(panel, runs, columns)
+    figure, axes = plt.subplots(figsize=(10, 3.6), layout="constrained")
     # With several runs, each run keeps one colour and columns differ by line style.
     styles = ("-", "--", ":", "-.")
     for r, run in enumerate(runs):
@@ -162,11 +164,39 @@ def _panel_figure(panel: Panel, runs: Sequence[Run]) -> Figure | None:
     return figure
 
 
-def _decorate(axes: Axes, panel: Panel) -> None:
+def _small_multiples(panel: Panel, runs: Sequence[Run], columns: list[str]) -> Figure:
+    """One plot per run, stacked on shared axes: many columns times several runs in one
+    plot would be a tangle of lines. Colours stand for columns, the same in every plot."""
+    figure, grid = plt.subplots(
+        len(runs),
+        1,
+        figsize=(10, 2.4 * len(runs) + 0.6),
+        layout="constrained",
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for r, run in enumerate(runs):
+        axes = grid[r][0]
+        times = [row.get("time_s", 0.0) / 3600.0 for row in run.timeseries]
+        for c, column in enumerate(columns[:12]):
+            values = [float(row.get(column, float("nan"))) for row in run.timeseries]
+            if panel.percent:
+                values = [v * 100.0 for v in values]
+            axes.plot(times, values, color=COLOURS[c % len(COLOURS)], linewidth=1.2, label=column)
+        axes.set_title(run.label, loc="left", fontsize=10)
+        _decorate(axes, panel, legend=r == 0)
+        if r < len(runs) - 1:
+            axes.set_xlabel("")
+    return figure
+
+
+def _decorate(axes: Axes, panel: Panel, *, legend: bool = True) -> None:
     axes.set_xlabel("simulated time (h)")
     axes.set_ylabel(f"{panel.ylabel} (%)" if panel.percent else panel.ylabel)
     axes.grid(True, alpha=0.3)
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    if legend:
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
 
 def _png(figure: Figure) -> str:
