@@ -85,6 +85,7 @@ class CycleState:
     data: dict[str, Any] = field(default_factory=dict)
     # Plugins that enforce constraint types the request does not carry; they sit out.
     inapplicable: AbstractSet[str] = frozenset()
+    shape: bytes = b""  # vector.tobytes(), when the scheduler has it at hand
 
 
 @runtime_checkable

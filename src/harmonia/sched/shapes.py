@@ -97,13 +97,14 @@ class ShapeCache:
 
     def key(self, cycle: CycleState, skipped: set[str]) -> tuple[Hashable, tuple[str, ...]]:
         skipped_here = tuple(sorted(skipped & self.filter_names)) if skipped else ()
+        shape = cycle.shape or cycle.vector.tobytes()
         if self.key_fns or skipped_here:
             return (
-                cycle.vector.tobytes(),
+                shape,
                 skipped_here,
                 tuple([key_fn(cycle) for key_fn in self.key_fns]),
             ), skipped_here
-        return cycle.vector.tobytes(), skipped_here
+        return shape, skipped_here
 
     def entry(self, cycle: CycleState, skipped: set[str]) -> ShapeEntry:
         """The entry of ``cycle``'s shape, brought up to date with the state."""
