@@ -75,6 +75,12 @@ class RttSource(ABC):
 
     # -- shared ------------------------------------------------------------------------
 
+    @property
+    def symmetric(self) -> bool:
+        """Whether RTT(i, j) = RTT(j, i) for every pair (lets callers skip the reverse
+        direction). Conservative: ``False`` unless the storage knows."""
+        return False
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -107,6 +113,20 @@ class RttSource(ABC):
     def rtt(self, i: int, j: int) -> float:
         """RTT in ms from node ``i`` to node ``j``."""
         return float(self.row(i)[j])
+
+    def pair_rtts(self, i: npt.ArrayLike, j: npt.ArrayLike) -> FloatArray:
+        """RTT from ``i[k]`` to ``j[k]`` for each k (float32). Storages override this with
+        a direct gather; this fallback reads one row per distinct source."""
+        ia = np.asarray(i, dtype=np.intp).reshape(-1)
+        ja = np.asarray(j, dtype=np.intp).reshape(-1)
+        out = np.empty(ia.size, dtype=np.float32)
+        order = np.argsort(ia, kind="stable")
+        sources, starts = np.unique(ia[order], return_index=True)
+        bounds = [*starts.tolist(), ia.size]
+        for k, source in enumerate(sources.tolist()):
+            chosen = order[bounds[k] : bounds[k + 1]]
+            out[chosen] = self.row(source)[ja[chosen]]
+        return out
 
     def within(self, i: int, radius_ms: float) -> BoolArray:
         """Mask of the nodes whose RTT from node ``i`` is at most ``radius_ms`` (float32)."""
@@ -157,7 +177,7 @@ class MatrixRtt(RttSource):
     ``ClusterState``'s attached matrix (:meth:`of_state`, no copy).
     """
 
-    __slots__ = ("_matrix", "_names")
+    __slots__ = ("_matrix", "_names", "_symmetric")
 
     def __init__(self, names: Sequence[str], matrix: npt.ArrayLike, *, validate: bool = True):
         names = tuple(names)
@@ -171,6 +191,7 @@ class MatrixRtt(RttSource):
         self._names = names
         self._matrix = view
         self._index = None
+        self._symmetric: bool | None = None
 
     @classmethod
     def from_topology(cls, topology: Topology) -> MatrixRtt:
@@ -191,6 +212,13 @@ class MatrixRtt(RttSource):
         return self._names
 
     @property
+    def symmetric(self) -> bool:
+        """Checked once on first use (one pass over the matrix), then cached."""
+        if self._symmetric is None:
+            self._symmetric = bool(np.array_equal(self._matrix, self._matrix.T))
+        return self._symmetric
+
+    @property
     def matrix(self) -> FloatArray:
         """The n×n matrix (read-only view)."""
         return self._matrix
@@ -201,6 +229,11 @@ class MatrixRtt(RttSource):
 
     def rows(self, indices: npt.ArrayLike) -> FloatArray:
         return self._matrix[np.asarray(indices, dtype=np.intp).reshape(-1)]
+
+    def pair_rtts(self, i: npt.ArrayLike, j: npt.ArrayLike) -> FloatArray:
+        ia = np.asarray(i, dtype=np.intp).reshape(-1)
+        out: FloatArray = self._matrix[ia, np.asarray(j, dtype=np.intp).reshape(-1)]
+        return out
 
     def to_matrix(self) -> FloatArray:
         return self._matrix.copy()
@@ -251,6 +284,10 @@ class CoordinateRtt(RttSource):
         return self._names
 
     @property
+    def symmetric(self) -> bool:
+        return True
+
+    @property
     def dims(self) -> int:
         return int(self._coords.shape[0])
 
@@ -285,6 +322,19 @@ class CoordinateRtt(RttSource):
         np.sqrt(acc, out=acc)
         acc += h[None, :] + h[idx][:, None]
         acc[np.arange(idx.size), idx] = 0.0
+        return acc
+
+    def pair_rtts(self, i: npt.ArrayLike, j: npt.ArrayLike) -> FloatArray:
+        ia = np.asarray(i, dtype=np.intp).reshape(-1)
+        ja = np.asarray(j, dtype=np.intp).reshape(-1)
+        x, h = self._coords, self._heights
+        acc = np.zeros(ia.size, dtype=np.float32)
+        for k in range(x.shape[0]):  # same operation order as row(): identical values
+            t = x[k, ja] - x[k, ia]
+            acc += t * t
+        np.sqrt(acc, out=acc)
+        acc += h[ja] + h[ia]
+        acc[ia == ja] = 0.0
         return acc
 
     def _take(self, idx: IndexArray, names: tuple[str, ...]) -> CoordinateRtt:
