@@ -25,6 +25,7 @@ from harmonia.sched.rtt import (
     load_rtt,
     sample_pairs,
 )
+from harmonia.sched.rtt import source as source_module
 
 # -- fixtures ---------------------------------------------------------------------------
 
@@ -199,6 +200,8 @@ def test_sample_pairs_are_unique_and_cover_every_node() -> None:
     assert np.array_equal(sample_pairs(200, per_node=5, seed=3)[0], i)
     all_i, _ = sample_pairs(10, per_node=50)
     assert all_i.size == 45
+    dense_i, dense_j = sample_pairs(50, per_node=20, seed=1)  # per_node² > n: other path
+    assert np.bincount(np.concatenate([dense_i, dense_j]), minlength=50).min() >= 20
 
 
 def test_sample_pairs_adds_probes_inside_each_group() -> None:
@@ -348,3 +351,17 @@ def test_radius_index_equals_within_for_cached_and_other_radii() -> None:
             assert np.array_equal(index.within(3, radius), source.within(3, radius))
         labels = index.labels(10.0)
         assert (cluster_diameters(source, labels) <= 10.0).all()
+        near = index.clusters_within(5, 30.0)
+        assert near.size >= 1  # node 5's own cluster at least
+        for c in near.tolist():
+            assert source.within(5, 30.0)[index.labels(30.0) == c].all()
+
+
+def test_symmetry_is_known_for_coordinates_and_checked_for_matrices() -> None:
+    assert coordinate_source(5).symmetric
+    assert matrix_source(30).symmetric
+    matrix = distance_matrix(plane(30)[1])
+    matrix[27, 3] += 1.0  # below the diagonal, in a tile of its own when tiles are small
+    assert not MatrixRtt(plane(30)[0], matrix).symmetric
+    assert not source_module._is_symmetric(matrix.astype(np.float32), tile=4)
+    assert source_module._is_symmetric(np.float32(matrix + matrix.T), tile=4)

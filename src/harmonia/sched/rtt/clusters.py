@@ -32,7 +32,7 @@ _BLOCK_ELEMENTS = 1 << 22  # RTT values per block when scanning all rows (16 MiB
 
 def _both_ways(source: RttSource, i: int, others: IndexArray) -> FloatArray:
     """max(RTT(i, o), RTT(o, i)) for each o: measured matrices need not be symmetric."""
-    there = source.pair_rtts(np.full(others.size, i, dtype=np.intp), others)
+    there = source.row_to(i, others)
     if source.symmetric:
         return there
     back = source.pair_rtts(others, np.full(others.size, i, dtype=np.intp))
@@ -67,7 +67,7 @@ def delay_clusters(source: RttSource, bound_ms: float) -> IndexArray:
             t = int(np.argmin(far))
             new = int(candidates[t])
             members.append(new)
-            candidates, far = np.delete(candidates, t), np.delete(far, t)
+            far[t] = np.inf  # taken: the filter below drops it (cheaper than np.delete)
             far = np.maximum(far, _both_ways(source, new, candidates))
             keep = far <= bound
             candidates, far = candidates[keep], far[keep]
@@ -108,6 +108,13 @@ class RadiusIndex:
 
     A radius not among ``radii`` is answered with the clustering of the nearest one:
     still exact, only less pruning.
+
+    Costs: building reads every RTT once (O(n²), in blocks) and keeps 8·n·k bytes per
+    radius for k clusters. A query writes its n-long mask from one gather, plus one RTT
+    per member of a mixed cluster. It pays off when a row is expensive (coordinates:
+    O(n·d) per row) and clusters are coarse; against a matrix row, which is one
+    comparison per node, it cannot win and :meth:`RttSource.within` is the faster path.
+    Its other use is the cluster view itself (:meth:`labels`, :meth:`clusters_within`).
     """
 
     def __init__(self, source: RttSource, radii: Iterable[float]) -> None:
@@ -122,6 +129,12 @@ class RadiusIndex:
         """Delay-cluster labels used for ``radius_ms`` (every pair within that radius)."""
         return self._level(radius_ms).labels
 
+    def clusters_within(self, x: int, radius_ms: float) -> IndexArray:
+        """Clusters (of :meth:`labels`) whose every member is within ``radius_ms`` of ``x``:
+        groups that can host a set of replicas that must all be near ``x``."""
+        level = self._level(radius_ms)
+        return np.flatnonzero(level.largest[x] <= np.float32(radius_ms))
+
     def within(self, x: int, radius_ms: float) -> BoolArray:
         """Mask of nodes with RTT from ``x`` ≤ ``radius_ms``; equals ``source.within``."""
         mask: BoolArray = self.within_many([x], radius_ms)[0]
@@ -132,13 +145,17 @@ class RadiusIndex:
         level = self._level(radius_ms)
         x = np.asarray(xs, dtype=np.intp).reshape(-1)
         d = np.float32(radius_ms)
-        # Per (query, cluster): 1 all members within, 0 none, 2 mixed.
-        status = np.where(level.largest[x] <= d, 1, np.where(level.smallest[x] > d, 0, 2))
-        per_node = status[:, level.labels]  # (queries × n) by cluster lookup
-        mask: BoolArray = per_node == 1
-        qi, nodes = np.nonzero(per_node == 2)
-        if qi.size:
-            mask[qi, nodes] = self.source.pair_rtts(x[qi], nodes) <= d
+        inside = level.largest[x] <= d  # (queries × clusters): every member within d
+        mixed = (level.smallest[x] <= d) & ~inside  # some members may be within d
+        mask: BoolArray = inside[:, level.labels]  # cluster lookup, one gather per query
+        qs, cs = np.nonzero(mixed)
+        if qs.size:
+            # Members of each mixed (query, cluster), from the cluster-sorted node order.
+            sizes = level.sizes[cs]
+            run_start = np.repeat(level.starts[cs] - (np.cumsum(sizes) - sizes), sizes)
+            nodes = level.order[run_start + np.arange(int(sizes.sum()))]
+            queries = np.repeat(qs, sizes)
+            mask[queries, nodes] = self.source.pair_rtts(x[queries], nodes) <= d
         return mask
 
     def _level(self, radius_ms: float) -> _Level:
@@ -149,12 +166,16 @@ class RadiusIndex:
 class _Level:
     """One clustering with each node's smallest and largest RTT to every cluster."""
 
-    __slots__ = ("labels", "largest", "smallest")
+    __slots__ = ("labels", "largest", "order", "sizes", "smallest", "starts")
 
     def __init__(self, labels: IndexArray, smallest: FloatArray, largest: FloatArray) -> None:
         self.labels = labels
         self.smallest = smallest
         self.largest = largest
+        # Nodes sorted by cluster; cluster c's members are order[starts[c]:][:sizes[c]].
+        self.order = np.argsort(labels, kind="stable")
+        self.sizes = np.bincount(labels, minlength=smallest.shape[1])
+        self.starts = np.cumsum(self.sizes) - self.sizes
 
     @classmethod
     def build(cls, source: RttSource, labels: IndexArray) -> _Level:

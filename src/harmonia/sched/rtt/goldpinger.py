@@ -65,7 +65,7 @@ class GoldpingerImport:
     def complete(self) -> bool:
         """Whether every pair of distinct nodes has an RTT."""
         n = len(self.names)
-        return len(self.samples) == n * (n - 1) // 2
+        return self.samples.size == n * (n - 1) // 2
 
     @property
     def matrix(self) -> MatrixRtt | None:

@@ -128,6 +128,12 @@ class RttSource(ABC):
             out[chosen] = self.row(source)[ja[chosen]]
         return out
 
+    def row_to(self, i: int, targets: npt.ArrayLike) -> FloatArray:
+        """RTT from node ``i`` to each node of ``targets`` (cost O(len(targets)) where the
+        storage allows, instead of a whole row)."""
+        ja = np.asarray(targets, dtype=np.intp).reshape(-1)
+        return self.pair_rtts(np.full(ja.size, i, dtype=np.intp), ja)
+
     def within(self, i: int, radius_ms: float) -> BoolArray:
         """Mask of the nodes whose RTT from node ``i`` is at most ``radius_ms`` (float32)."""
         mask: BoolArray = self.row(i) <= np.float32(radius_ms)
@@ -215,7 +221,7 @@ class MatrixRtt(RttSource):
     def symmetric(self) -> bool:
         """Checked once on first use (one pass over the matrix), then cached."""
         if self._symmetric is None:
-            self._symmetric = bool(np.array_equal(self._matrix, self._matrix.T))
+            self._symmetric = _is_symmetric(self._matrix)
         return self._symmetric
 
     @property
@@ -233,6 +239,10 @@ class MatrixRtt(RttSource):
     def pair_rtts(self, i: npt.ArrayLike, j: npt.ArrayLike) -> FloatArray:
         ia = np.asarray(i, dtype=np.intp).reshape(-1)
         out: FloatArray = self._matrix[ia, np.asarray(j, dtype=np.intp).reshape(-1)]
+        return out
+
+    def row_to(self, i: int, targets: npt.ArrayLike) -> FloatArray:
+        out: FloatArray = self._matrix[i, np.asarray(targets, dtype=np.intp).reshape(-1)]
         return out
 
     def to_matrix(self) -> FloatArray:
@@ -364,6 +374,19 @@ def load_rtt(matrix_path: str | Path, index_path: str | Path) -> MatrixRtt:
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+def _is_symmetric(matrix: FloatArray, tile: int = 512) -> bool:
+    """``matrix == matrix.T``, by tiles of the upper triangle: comparing with the whole
+    transpose at once reads it column-wise and is ~20 times slower at 10,000 nodes."""
+    n = matrix.shape[0]
+    for r0 in range(0, n, tile):
+        r1 = min(n, r0 + tile)
+        for c0 in range(r0, n, tile):
+            c1 = min(n, c0 + tile)
+            if not np.array_equal(matrix[r0:r1, c0:c1], matrix[c0:c1, r0:r1].T):
+                return False
+    return True
 
 
 def _not_found(missing: Sequence[str]) -> str:

@@ -4,7 +4,7 @@ Vivaldi (F. Dabek, R. Cox, F. Kaashoek, R. Morris, "Vivaldi: A Decentralized Net
 Coordinate System", SIGCOMM 2004) places every node at a point so that distances predict
 RTTs. A measurement RTT(i, j) = r acts as a spring between i and j whose rest length is r:
 node i moves by δ·(r − ‖x_i − x_j‖) along the unit vector from j to i. The paper's two
-refinements are used as published (its Figure 3 algorithm and §5.4):
+refinements are used as the paper describes them:
 
 - **adaptive timestep**: each node keeps a local error estimate e_i (start 1); a sample
   is weighted w = e_i / (e_i + e_j), the step is δ = cc·w, and e_i moves towards the
@@ -18,14 +18,16 @@ refinements are used as published (its Figure 3 algorithm and §5.4):
 
 Vectorization: the paper's nodes update one sample at a time, asynchronously. Here one
 *round* updates every node at once against a batch of its measured neighbours; the
-springs of a batch are averaged per node (so a node with 64 neighbours does not take a
-64-times larger step), then every node moves simultaneously. A round is a handful of
-numpy gathers and ``bincount`` reductions over the batch's edges. The seed fixes the
-initial positions and the neighbour batches, so the fit is deterministic.
+springs of a batch are averaged per node (weighted by r^−½, see :func:`fit_vivaldi`), so
+a node with 64 neighbours does not take a 64-times larger step, then every node moves
+simultaneously. A round is a handful of numpy gathers and sums over (nodes × batch ×
+dims) float32 arrays: about 10 ms for 10,000 nodes. The seed fixes the initial positions
+and the neighbour batches, so the fit is deterministic.
 
 :func:`sample_pairs` chooses which pairs to measure (each node probes ``per_node`` random
-others; a node's degree is then about 2·``per_node``), :func:`estimation_error` compares
-a fitted source with the truth on a random sample of pairs.
+others, plus ``local`` nodes of its own cluster; a node's degree is then about twice
+that), :func:`estimation_error` compares a fitted source with the truth on a random
+sample of pairs.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ HEIGHT_MIN_MS = 0.01
 """Heights never drop below 10 µs: a height-vector update scales h by the force, so a
 height of exactly 0 could never grow again (Serf's Vivaldi uses the same floor)."""
 
-_FLOAT = np.float64
 IntArray = npt.NDArray[np.intp]
 F64Array = npt.NDArray[np.float64]
 
@@ -70,7 +71,9 @@ class RttSamples(NamedTuple):
     j: IntArray
     rtt_ms: F64Array
 
-    def __len__(self) -> int:  # number of measurements, not the tuple's 3 fields
+    @property
+    def size(self) -> int:
+        """Number of measurements (``len()`` stays the tuple's 3 fields)."""
         return int(self.i.shape[0])
 
 
@@ -102,7 +105,7 @@ def samples_of(i: npt.ArrayLike, j: npt.ArrayLike, rtt_ms: npt.ArrayLike, n: int
     first bad measurement of each kind."""
     ia = np.asarray(i).reshape(-1)
     ja = np.asarray(j).reshape(-1)
-    ra = np.asarray(rtt_ms, dtype=_FLOAT).reshape(-1)
+    ra = np.asarray(rtt_ms, dtype=np.float64).reshape(-1)
     errors: list[FieldError] = []
     if not (ia.shape == ja.shape == ra.shape):
         errors.append(
@@ -167,11 +170,8 @@ def sample_pairs(
     if n >= 2 and k > 0:
         # Offsets 1..n−1, distinct per node: j = (i + offset) mod n is never i and never
         # repeats within a node's probes, with no Python loop over nodes.
-        if n <= 4096:
-            keys = rng.random((n, n - 1))
-            offsets = np.argpartition(keys, k - 1, axis=1)[:, :k] + 1
-        else:
-            offsets = _distinct_offsets(rng, n, k)
+        draw = _distinct_offsets if k * k <= n else _partition_offsets
+        offsets = draw(rng, n, k)
         src = np.repeat(np.arange(n, dtype=np.intp), k)
         src_parts.append(src)
         dst_parts.append((src + offsets.reshape(-1)) % n)
@@ -201,8 +201,21 @@ def sample_pairs(
     return (codes // n).astype(np.intp), (codes % n).astype(np.intp)
 
 
+def _partition_offsets(rng: np.random.Generator, n: int, k: int) -> IntArray:
+    """(n × k) offsets in 1..n−1, distinct within each row: the k smallest of n − 1
+    random keys per row, in row blocks so memory stays at a few MiB. O(n²) time."""
+    offsets = np.empty((n, k), dtype=np.intp)
+    block = max(1, (1 << 19) // n)
+    for start in range(0, n, block):
+        keys = rng.random((min(block, n - start), n - 1))
+        offsets[start : start + block] = np.argpartition(keys, k - 1, axis=1)[:, :k] + 1
+    return offsets
+
+
 def _distinct_offsets(rng: np.random.Generator, n: int, k: int) -> IntArray:
-    """(n × k) offsets in 1..n−1, distinct within each row (k ≪ n)."""
+    """(n × k) offsets in 1..n−1, distinct within each row, for k² ≤ n: draws with
+    replacement and redraws the rows with a repeat. A row repeats with probability about
+    k²/2n, so at most ~40% of rows are redrawn once and the loop ends quickly."""
     offsets = rng.integers(1, n, size=(n, k))
     while True:
         ordered = np.sort(offsets, axis=1)
@@ -262,48 +275,52 @@ def fit_vivaldi(
     s = samples_of(si, sj, sr, n)  # checked even when given as RttSamples: it is cheap
     rng = np.random.default_rng(seed)
     # Every measurement is a spring for both of its ends: directed edges, grouped by source.
+    # NOTE: the loop runs in float32: half the memory traffic of float64, and coordinates
+    # in ms need no more than 7 significant digits.
     src = np.concatenate([s.i, s.j])
     order = np.argsort(src, kind="stable")
     dst = np.concatenate([s.j, s.i])[order]
-    rtt = np.concatenate([s.rtt_ms, s.rtt_ms])[order]
-    weight = rtt**-weight_power
+    rtt = np.concatenate([s.rtt_ms, s.rtt_ms])[order].astype(np.float32)
+    weight = (rtt**-weight_power).astype(np.float32)
     degree = np.bincount(src, minlength=n)
     start = np.concatenate([[0], np.cumsum(degree)[:-1]])
     active = np.flatnonzero(degree > 0)
     scale = float(np.median(rtt)) if rtt.size else 1.0
     # Random start, not the paper's origin: nodes at one point have no direction to move.
-    x = rng.normal(0.0, scale / (2.0 * np.sqrt(dims)), size=(n, dims))
-    h = np.full(n, max(scale / 10.0, HEIGHT_MIN_MS))
-    e = np.ones(n)
+    x = rng.normal(0.0, scale / (2.0 * np.sqrt(dims)), size=(n, dims)).astype(np.float32)
+    h = np.full(n, max(scale / 10.0, HEIGHT_MIN_MS), dtype=np.float32)
+    e = np.ones(n, dtype=np.float32)
     a = active.size
     x_sum, h_sum = np.zeros((a, dims)), np.zeros(a)
     tail = rounds - max(1, rounds // 4)
-    # Batches are regular (``batch`` springs per active node, node-major), so per-node
-    # sums are a reshape and a sum over axis 1: no scatter.
-    node = np.repeat(active, batch)
-    first, count = start[node], degree[node]
+    # Batches are regular: ``batch`` springs per active node, so every per-spring array
+    # is (a × batch) and per-node sums are sums over axis 1, with no scatter.
+    first, count = start[active][:, None], degree[active][:, None]
     xa, ha, ea = x[active], h[active], e[active]
+    cc32, ce32, floor = np.float32(cc), np.float32(CE), np.float32(HEIGHT_MIN_MS)
     for r in range(rounds):
-        pick = first + (rng.random(node.size) * count).astype(np.intp)
+        draw = rng.random((a, batch), dtype=np.float32)
+        pick = first + (draw * count).astype(np.intp)
         j, measured, omega = dst[pick], rtt[pick], weight[pick]
-        xi, hi, ei = np.repeat(xa, batch, axis=0), np.repeat(ha, batch), np.repeat(ea, batch)
-        v = xi - x[j]
-        hs = hi + h[j]
-        predicted = np.sqrt(np.einsum("kd,kd->k", v, v)) + hs
-        w = ei / (ei + e[j])
+        v = xa[:, None, :] - x[j]  # (a × batch × dims)
+        hs = ha[:, None] + h[j]
+        predicted = np.sqrt(np.einsum("abd,abd->ab", v, v)) + hs
+        w = ea[:, None] / (ea[:, None] + e[j])
         # Spring: δ·(r − predicted) along the unit height vector [v, hs] / predicted.
-        force = (cc * omega) * w * (measured - predicted) / np.maximum(predicted, 1e-9)
+        force = (cc32 * omega) * w * (measured - predicted) / np.maximum(predicted, 1e-6)
         sample_error = np.abs(predicted - measured) / measured
-        norm = 1.0 / omega.reshape(a, batch).sum(axis=1)
-        xa = xa + (v * force[:, None]).reshape(a, batch, dims).sum(axis=1) * norm[:, None]
-        ha = np.maximum(ha + (force * hs).reshape(a, batch).sum(axis=1) * norm, HEIGHT_MIN_MS)
-        de = (CE * omega * w * (sample_error - ei)).reshape(a, batch).sum(axis=1) * norm
-        ea = np.clip(ea + de, 1e-3, 1.0)
+        norm = 1.0 / omega.sum(axis=1)
+        xa = xa + np.einsum("ab,abd->ad", force, v) * norm[:, None]
+        ha = np.maximum(ha + (force * hs).sum(axis=1) * norm, floor)
+        de = (ce32 * omega * w * (sample_error - ea[:, None])).sum(axis=1) * norm
+        ea = np.clip(ea + de, np.float32(1e-3), np.float32(1.0))
         x[active], h[active], e[active] = xa, ha, ea
         if r >= tail:
             x_sum += xa
             h_sum += ha
-    if a:
+    if not a:
+        x[:] = 0.0  # nothing measured: all nodes at one point, RTT = the two heights
+    else:
         averaged = rounds - tail
         x[active], h[active] = x_sum / averaged, h_sum / averaged
         lonely = degree == 0
