@@ -5,7 +5,10 @@ in column-major order, so one resource over all nodes is a contiguous vector; ro
 cluster, health and coordinates are per-node vectors; labels are coded per key so any
 selector becomes a boolean mask; taints are masks per distinct taint; instance counts
 per service are float64 vectors (whole numbers; float so scores need no conversion).
-Reserving and releasing change one row in place.
+Reserving and releasing change one row in place. RTTs between nodes come from an
+:class:`~harmonia.sched.rtt.RttSource` (:attr:`ClusterState.rtt`), and named user areas
+(:class:`Area`, :attr:`ClusterState.areas`) are the reference points of latency
+constraints with an ``area``.
 
 Built by the simulator, the control plane's cluster manager and the Kubernetes adapter
 from their node lists; read and updated by :mod:`harmonia.sched.scheduler` and the plugins.
@@ -33,6 +36,7 @@ from harmonia.model import (
     Resources,
     Taint,
 )
+from harmonia.sched.rtt import MatrixRtt, RttSource
 
 NUM_RESOURCES = len(RESOURCE_NAMES)
 CHANGE_LOG_LIMIT = 1 << 14
@@ -83,6 +87,25 @@ class LabelColumn:
 
     def exists(self) -> BoolArray:
         return self.codes >= 0
+
+
+@dataclass(frozen=True)
+class Area:
+    """A named user area: the points where its users are (Oakestra's latency ``area``).
+
+    A latency constraint with ``area`` holds on a node when the estimated RTT from *every*
+    point is within the threshold (see :mod:`harmonia.sched.plugins.latency`), so an area
+    of one point is a user location and a city can be given by a few of its districts.
+    """
+
+    name: str
+    points: tuple[GeoPoint, ...]
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise StateError("an area needs a name")
+        if not self.points:
+            raise StateError(f"area {self.name!r} needs at least one point")
 
 
 def request_amounts(request: PlacementRequest) -> list[int]:
@@ -180,7 +203,13 @@ class ClusterState:
         # Maxima of the two above per service; missing means "recompute when asked".
         self._top: dict[str, float] = {}
         self._cluster_top: dict[str, float] = {}
+        # RTTs between nodes in state order. ``rtt`` is what plugins read; ``rtt_ms`` is
+        # the same numbers as a matrix when the source is one (None for coordinates,
+        # which avoid n² memory), kept for hosts that read the matrix directly.
+        self.rtt: RttSource | None = None
         self.rtt_ms: npt.NDArray[np.float32] | None = None
+        # Named user areas, the references of latency constraints with an ``area``.
+        self.areas: dict[str, Area] = {}
         # Rows changed since the last epoch, for incremental re-scoring (see Scheduler).
         # The log is dropped and the epoch bumped when it grows past CHANGE_LOG_LIMIT.
         self.changes: list[int] = []
@@ -382,6 +411,21 @@ class ClusterState:
             raise StateError(f"RTT matrix lacks nodes: {', '.join(missing[:5])}")
         order = np.array([position[name] for name in self.names], dtype=np.int64)
         self.rtt_ms = np.ascontiguousarray(matrix[np.ix_(order, order)])
+        self.rtt = MatrixRtt(self.names, self.rtt_ms, validate=False)
+
+    def attach_rtt_source(self, source: RttSource) -> None:
+        """Attach any RTT source (a matrix or network coordinates) covering every node;
+        it is reordered to state order. ``rtt_ms`` is its matrix when it has one."""
+        missing = [name for name in self.names if name not in source]
+        if missing:
+            raise StateError(f"RTT source lacks nodes: {', '.join(missing[:5])}")
+        aligned = source.reorder(self.names)
+        self.rtt = aligned
+        self.rtt_ms = aligned.matrix if isinstance(aligned, MatrixRtt) else None
+
+    def add_area(self, area: Area) -> None:
+        """Define (or redefine) the user area ``area.name``."""
+        self.areas[area.name] = area
 
     def copy(self) -> ClusterState:
         """An independent copy for what-if decisions (preemption, hierarchical dry runs)."""
@@ -399,6 +443,7 @@ class ClusterState:
         clone._top = dict(self._top)
         clone._cluster_top = dict(self._cluster_top)
         clone.service_cluster_counts = {k: v.copy() for k, v in self.service_cluster_counts.items()}
+        clone.areas = dict(self.areas)
         clone._refresh_schedulable()
         return clone
 
