@@ -267,7 +267,7 @@ class Scheduler:
         if decision.nodes_feasible == 0 or explain:
             self._explain_rejections(decision, cycle, masks, explain)
         if decision.nodes_feasible == 0:
-            decision.reasons = [_summarize(decision)]
+            decision.reasons = [_summarize(decision), *decision.reasons]
             return None
         totals, parts = self._score(cycle, feasible, keep_parts=explain)
         masked = np.where(feasible, totals, -np.inf)
@@ -396,6 +396,12 @@ class Scheduler:
             if count == 0:
                 continue
             rejected = np.flatnonzero(rejected_mask)
+            # A filter's optional summarize(state, cycle, judged) says why none of the nodes
+            # it judged passed (the Latency filter: the best RTT there was).
+            summarize = getattr(plugin, "summarize", None)
+            if summarize is not None and decision.nodes_feasible == 0:
+                judged = np.flatnonzero(alive | rejected_mask)
+                decision.reasons += [f"{plugin.name}: {t}" for t in summarize(state, cycle, judged)]
             shown = max(EXAMPLES_PER_PLUGIN, min(budget, count))
             texts = plugin.explain(state, cycle, rejected[:shown])
             names = [state.names[i] for i in rejected[:shown].tolist()]
