@@ -1,9 +1,14 @@
 """Named policies: profiles registered by name, built fresh for every scheduler.
 
 Built-in: ``default`` (kube-scheduler's default scoring), ``binpack``, ``spread``,
-``random``, ``round-robin`` and ``ratio`` (RequestedToCapacityRatio). Third parties add
-policies through the entry-point group ``harmonia.policies``; an entry point names a
-callable that takes no argument and returns a :class:`~harmonia.sched.framework.Profile`::
+``random``, ``round-robin``, ``ratio`` (RequestedToCapacityRatio) and ``latency`` (the
+default plus latency and geo bounds, after the kubernetes-edge-scheduler and Oakestra).
+Only ``latency`` enforces ``latency`` and ``geo`` constraints; the others refuse requests
+that carry them, so ``default`` and ``latency`` can be compared on the same workload.
+
+Third parties add policies through the entry-point group ``harmonia.policies``; an entry
+point names a callable that takes no argument and returns a
+:class:`~harmonia.sched.framework.Profile`::
 
     [project.entry-points."harmonia.policies"]
     my-policy = "my_package.policies:build_my_policy"
@@ -21,7 +26,10 @@ from harmonia.model import HarmoniaError
 from harmonia.sched.framework import Plugin, Profile
 from harmonia.sched.plugins import (
     BalancedAllocation,
+    CloudFirst,
     Direct,
+    Geo,
+    Latency,
     LeastAllocated,
     MostAllocated,
     NodeAffinity,
@@ -161,6 +169,49 @@ def ratio_profile() -> Profile:
     )
 
 
+def latency_profile() -> Profile:
+    """The default filters plus latency and geo bounds, after the kubernetes-edge-scheduler
+    (delay labels; pods without one go to the cloud) and Oakestra's LDP (latency and geo
+    constraints).
+
+    Geo and Latency filter right after explicit placement and before the resource fit:
+    a location bound is the most selective check, and a node near enough but full is then
+    reported as full, not as too far. Scores: Latency ×2 prefers the closer of the nodes
+    within the bound about as much as the two load scores together prefer an emptier one;
+    CloudFirst ×3 sends requests without a location bound to the cloud unless no cloud node
+    fits, as strongly as TaintToleration keeps work off soft-tainted nodes; LeastAllocated
+    and BalancedAllocation as in ``default``. ServiceSpread is left out: spreading pulls a
+    service's replicas away from the reference they must be near (an ``anti_affinity``
+    constraint still spreads them where that matters), and it is a tenth of a decision's
+    cost at 10,000 nodes.
+    """
+    return Profile(
+        "latency",
+        [
+            NodeSchedulable(),
+            Direct(),
+            Geo(),
+            Latency(),
+            NodeResourcesFit(),
+            NodeAffinity(),
+            TaintToleration(),
+            ServiceAntiAffinity(),
+            LeastAllocated(),
+            BalancedAllocation(),
+            CloudFirst(),
+        ],
+        {
+            "TaintToleration": 3,
+            "NodeAffinity": 2,
+            "LeastAllocated": 1,
+            "BalancedAllocation": 1,
+            "Latency": 2,
+            "CloudFirst": 3,
+        },
+        description="default filters plus latency and geo bounds; lower RTT, unbounded to cloud",
+    )
+
+
 def random_profile() -> Profile:
     return Profile("random", [*_filters(), RandomScore()], description="a feasible node at random")
 
@@ -176,5 +227,6 @@ for _name, _factory in {
     "ratio": ratio_profile,
     "random": random_profile,
     "round-robin": round_robin_profile,
+    "latency": latency_profile,
 }.items():
     register_policy(_name, _factory)

@@ -9,7 +9,10 @@ from harmonia.sched.plugins.allocation import (
     ShapePoint,
 )
 from harmonia.sched.plugins.balanced import BalancedAllocation
+from harmonia.sched.plugins.cloud_first import CloudFirst
 from harmonia.sched.plugins.direct import Direct
+from harmonia.sched.plugins.geo import Geo
+from harmonia.sched.plugins.latency import Latency, LatencyConfig
 from harmonia.sched.plugins.node_affinity import NodeAffinity
 from harmonia.sched.plugins.node_schedulable import NodeSchedulable
 from harmonia.sched.plugins.resource_fit import NodeResourcesFit
@@ -20,7 +23,11 @@ from harmonia.sched.plugins.taints import TaintToleration
 __all__ = [
     "AllocationConfig",
     "BalancedAllocation",
+    "CloudFirst",
     "Direct",
+    "Geo",
+    "Latency",
+    "LatencyConfig",
     "LeastAllocated",
     "MostAllocated",
     "NodeAffinity",
