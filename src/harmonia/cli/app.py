@@ -23,11 +23,13 @@ from harmonia.cli import files
 from harmonia.cli import simulate as simulate_commands
 from harmonia.cli.errors import reports_errors, stderr
 from harmonia.cli.render import decisions_table, policies_table
+from harmonia.model import FieldError, InputError
 from harmonia.model.documents import NodeList
 from harmonia.model.generate import generate_clusters, generate_nodes
 from harmonia.model.sla import parse_sla
 from harmonia.sched import ClusterState, Scheduler, get_policy, policy_names
 from harmonia.sched.policies import broken_policies
+from harmonia.sched.rtt import MatrixRtt
 
 EXIT_UNSCHEDULABLE = 3
 PROGRESS_THRESHOLD = 20_000
@@ -81,12 +83,32 @@ def schedule(
         bool,
         typer.Option("--fail-unschedulable", help="Exit 3 when any request stays unplaced."),
     ] = False,
+    rtt: Annotated[
+        Path | None,
+        typer.Option(
+            "--rtt",
+            help="RTT matrix in ms: one whitespace-separated row per line (needs --rtt-index).",
+        ),
+    ] = None,
+    rtt_index: Annotated[
+        Path | None,
+        typer.Option("--rtt-index", help='JSON object {"node name": row} for --rtt.'),
+    ] = None,
 ) -> None:
     """Place every request of WORKLOAD on the NODES with one policy, in order."""
+    if (rtt is None) != (rtt_index is None):
+        given, missing = ("--rtt", "--rtt-index") if rtt_index is None else ("--rtt-index", "--rtt")
+        raise InputError([FieldError(missing, f"is needed with {given}")], "options")
     node_list = files.read_nodes(nodes)
     requests = files.read_workload(workload)
     profile = get_policy(policy)
-    scheduler = Scheduler(ClusterState(node_list.nodes), profile, seed=seed)
+    state = ClusterState(node_list.nodes)
+    if rtt is not None and rtt_index is not None:
+        # Latency bounds (delay labels, latency constraints to nodes and services) are
+        # checked against this matrix; without it they are refused as unresolvable.
+        topology = files.read_rtt(rtt, rtt_index, state.names)
+        state.attach_rtt_source(MatrixRtt.from_topology(topology))
+    scheduler = Scheduler(state, profile, seed=seed)
 
     started = time.monotonic()
     if len(requests) >= PROGRESS_THRESHOLD and stderr.is_terminal:

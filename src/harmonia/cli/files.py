@@ -8,6 +8,7 @@ so every command reports them the same way (exit code 2, no traceback).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from harmonia.model.documents import (
     parse_requests,
 )
 from harmonia.model.sla import SLADescriptor, parse_sla
+from harmonia.model.topology import Topology
 from harmonia.traces.source import read_text_file
 
 
@@ -39,6 +41,41 @@ def read_workload(path: Path) -> list[PlacementRequest]:
     if is_sla_descriptor(data):
         return requests_of(parse_sla(data, str(path)), path)
     return parse_requests(data, str(path))
+
+
+def read_rtt(matrix: Path, index: Path, nodes: Sequence[str]) -> Topology:
+    """The RTT matrix of ``--rtt`` and its ``--rtt-index``, checked to cover ``nodes``.
+
+    The kubernetes-edge-scheduler's static format (see
+    :meth:`~harmonia.model.topology.Topology.from_matrix_text`). Every problem names the
+    file it is in: ``rtt.txt line 3: expected 5 values, got 4``,
+    ``index.json["edge-1"]: row 7 out of range 0..4``. The matrix may cover more nodes
+    than the node list (a measurement of a larger fleet), not fewer.
+    """
+    texts = (read_text_file(matrix), read_text_file(index))
+    try:
+        topology = Topology.from_matrix_text(*texts)
+    except InputError as exc:
+        raise InputError(
+            [_in_rtt_file(error, matrix, index) for error in exc.errors], "--rtt/--rtt-index"
+        ) from None
+    missing = [name for name in nodes if name not in topology]
+    if missing:
+        shown = ", ".join(repr(name) for name in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise InputError(
+            [FieldError("", f"has no row for {len(missing)} node(s) of --nodes: {shown}{more}")],
+            str(index),
+        )
+    return topology
+
+
+def _in_rtt_file(error: FieldError, matrix: Path, index: Path) -> FieldError:
+    """``error`` of :meth:`Topology.from_matrix_text` with its path naming the file."""
+    for prefix, path in (("matrix", matrix), ("index", index)):
+        if error.path.startswith(prefix):
+            return FieldError(f"{path}{error.path[len(prefix) :]}", error.message)
+    return error
 
 
 def requests_of(descriptor: SLADescriptor, path: Path) -> list[PlacementRequest]:
