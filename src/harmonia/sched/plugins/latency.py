@@ -61,6 +61,7 @@ the best RTT that was available for each bound that failed.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -416,7 +417,8 @@ class NearestInstances:
 
 def _patch(entry: _Nearest, changed: list[int], counts: FloatArray, source: RttSource) -> bool:
     """Bring ``entry`` up to date with ``changed`` rows; False when it must be rebuilt."""
-    nodes = np.unique(np.asarray(changed, dtype=np.intp))
+    distinct = set(changed)
+    nodes = np.fromiter(distinct, dtype=np.intp, count=len(distinct))
     hosted = counts[nodes] > 0
     was = entry.hosts[nodes]
     if (was & ~hosted).any():
@@ -498,6 +500,7 @@ def _resolved(cycle: CycleState) -> _Resolved:
     return resolved
 
 
+@functools.lru_cache(maxsize=4096)  # NOTE: numpy scalar arithmetic costs microseconds
 def float32_limit(threshold: float) -> np.float32:
     """The largest float32 not above ``threshold``: for a float32 ``x``, ``x ≤ threshold``
     (compared exactly) holds exactly when ``x ≤ float32_limit(threshold)``. Example:
