@@ -16,7 +16,7 @@ from harmonia.sim.infra import Infrastructure, load_infrastructure
 from harmonia.sim.metrics import SimResult
 from harmonia.sim.scenario import Scenario
 from harmonia.sim.simulator import ProgressFn, simulate
-from harmonia.traces.registry import reader_for
+from harmonia.traces.prefetch import read_trace
 from harmonia.traces.source import ReadStats
 
 
@@ -48,21 +48,32 @@ def run_scenario(
     reader's counters: lines, skipped bad lines, ...) and ``setup_seconds`` (building the
     infrastructure, not part of ``wall_seconds``).
     """
-    started = time.perf_counter()
-    infra = infra if infra is not None else build_infrastructure(scenario)
-    setup = time.perf_counter() - started
     stats = ReadStats()
-    reader = reader_for(scenario.trace.format)
-    events = reader(scenario.trace.path, skip_bad_lines=scenario.trace.skip_bad_lines, stats=stats)
-    name = policy or scenario.policy
-    result = simulate(
-        infra,
-        events,
-        policy=name,
-        config=scenario.sim_config(),
-        seed=scenario.seed,
-        progress=progress,
+    # A large trace is parsed by a child process on another core (see read_trace), which
+    # starts up while the infrastructure is built.
+    events = read_trace(
+        scenario.trace.format,
+        scenario.trace.path,
+        skip_bad_lines=scenario.trace.skip_bad_lines,
+        stats=stats,
     )
+    try:
+        started = time.perf_counter()
+        infra = infra if infra is not None else build_infrastructure(scenario)
+        setup = time.perf_counter() - started
+        name = policy or scenario.policy
+        result = simulate(
+            infra,
+            events,
+            policy=name,
+            config=scenario.sim_config(),
+            seed=scenario.seed,
+            progress=progress,
+        )
+    finally:
+        # A horizon can end the replay before the trace: stop the reader now, and only
+        # then are its counters final.
+        events.close()
     read: dict[str, Any] = asdict(stats)
     result.metrics["scenario"] = {
         "name": scenario.name,
