@@ -118,6 +118,7 @@ def test_policies_lists_every_built_in_policy(cli: Invoke) -> None:
         "binpack",
         "default",
         "latency",
+        "latency-reliable",
         "random",
         "ratio",
         "round-robin",

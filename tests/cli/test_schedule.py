@@ -21,7 +21,16 @@ CONSTRAINED = CLI_FIXTURES / "requests-constrained.json"
 TOO_BIG = CLI_FIXTURES / "requests-too-big.json"
 UNKNOWN_FIELD = CLI_FIXTURES / "requests-unknown-field.json"
 SLA_INVALID = CLI_FIXTURES / "sla-invalid.json"
-POLICIES = ("binpack", "default", "latency", "random", "ratio", "round-robin", "spread")
+POLICIES = (
+    "binpack",
+    "default",
+    "latency",
+    "latency-reliable",
+    "random",
+    "ratio",
+    "round-robin",
+    "spread",
+)
 
 
 def schedule(cli: Invoke, *args: object, nodes: Path = TINY_YAML, workload: Path = SMALL) -> Run:

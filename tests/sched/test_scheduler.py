@@ -213,8 +213,11 @@ def test_too_big_for_any_node_is_unresolvable() -> None:
     ]
 
 
-# ``latency`` enforces both (tests/sched/test_latency_policy.py).
-@pytest.mark.parametrize("policy", [p for p in policy_names() if p != "latency"])
+# ``latency`` and ``latency-reliable`` enforce both (tests/sched/test_latency_policy.py,
+# tests/sched/test_failover.py).
+@pytest.mark.parametrize(
+    "policy", [p for p in policy_names() if p not in ("latency", "latency-reliable")]
+)
 def test_unenforced_constraint_is_unresolvable_not_ignored(policy: str) -> None:
     request = make_request(
         "r",

@@ -194,7 +194,16 @@ def run_lockstep(policy: str, seed: int, steps: int, *, prefetch: bool = False) 
 
 CASES = [
     pytest.param(policy, seed, tight, id=f"{policy}-{seed}{'-tight' if tight else ''}")
-    for policy in ["default", "binpack", "spread", "random", "round-robin", "ratio", "latency"]
+    for policy in [
+        "default",
+        "binpack",
+        "spread",
+        "random",
+        "round-robin",
+        "ratio",
+        "latency",
+        "latency-reliable",
+    ]
     for seed, tight in [(1, False), (2, False), (3, True), (4, True)]
 ]
 

@@ -1,10 +1,12 @@
 """Named policies: profiles registered by name, built fresh for every scheduler.
 
 Built-in: ``default`` (kube-scheduler's default scoring), ``binpack``, ``spread``,
-``random``, ``round-robin``, ``ratio`` (RequestedToCapacityRatio) and ``latency`` (the
-default plus latency and geo bounds, after the kubernetes-edge-scheduler and Oakestra).
-Only ``latency`` enforces ``latency`` and ``geo`` constraints; the others refuse requests
-that carry them, so ``default`` and ``latency`` can be compared on the same workload.
+``random``, ``round-robin``, ``ratio`` (RequestedToCapacityRatio), ``latency`` (the
+default plus latency and geo bounds, after the kubernetes-edge-scheduler and Oakestra) and
+``latency-reliable`` (``latency`` with failover reservations).
+Only ``latency`` and ``latency-reliable`` enforce ``latency`` and ``geo`` constraints; the
+others refuse requests that carry them, so ``default`` and ``latency`` can be compared on
+the same workload.
 
 Third parties add policies through the entry-point group ``harmonia.policies``; an entry
 point names a callable that takes no argument and returns a
@@ -28,6 +30,7 @@ from harmonia.sched.plugins import (
     BalancedAllocation,
     CloudFirst,
     Direct,
+    FailoverReservation,
     Geo,
     Latency,
     LeastAllocated,
@@ -212,6 +215,23 @@ def latency_profile() -> Profile:
     )
 
 
+def latency_reliable_profile() -> Profile:
+    """``latency`` plus failover reservations (:mod:`harmonia.sched.failover`, after the
+    kubernetes-edge-scheduler's placeholders): each placement also keeps spare capacity
+    within the instance's bounds on another node, shared between instances that no
+    single node failure takes down together. Same filters and scores as ``latency``, so
+    it places within the same bounds; the placeholders only take capacity away.
+    """
+    latency = latency_profile()
+    return Profile(
+        "latency-reliable",
+        [*latency.plugins, FailoverReservation()],
+        latency.weights,
+        description="latency plus failover reservations within each bound for any single "
+        "node failure",
+    )
+
+
 def random_profile() -> Profile:
     return Profile("random", [*_filters(), RandomScore()], description="a feasible node at random")
 
@@ -228,5 +248,6 @@ for _name, _factory in {
     "random": random_profile,
     "round-robin": round_robin_profile,
     "latency": latency_profile,
+    "latency-reliable": latency_reliable_profile,
 }.items():
     register_policy(_name, _factory)

@@ -11,6 +11,12 @@ from harmonia.sched.plugins.allocation import (
 from harmonia.sched.plugins.balanced import BalancedAllocation
 from harmonia.sched.plugins.cloud_first import CloudFirst
 from harmonia.sched.plugins.direct import Direct
+from harmonia.sched.plugins.failover import (
+    FailoverReservation,
+    InstanceKey,
+    failover_planner,
+    schedule_instance,
+)
 from harmonia.sched.plugins.geo import Geo
 from harmonia.sched.plugins.latency import Latency, LatencyConfig
 from harmonia.sched.plugins.node_affinity import NodeAffinity
@@ -25,7 +31,9 @@ __all__ = [
     "BalancedAllocation",
     "CloudFirst",
     "Direct",
+    "FailoverReservation",
     "Geo",
+    "InstanceKey",
     "Latency",
     "LatencyConfig",
     "LeastAllocated",
@@ -41,4 +49,6 @@ __all__ = [
     "ServiceSpread",
     "ShapePoint",
     "TaintToleration",
+    "failover_planner",
+    "schedule_instance",
 ]
