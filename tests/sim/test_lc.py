@@ -12,6 +12,7 @@ import pytest
 
 from harmonia.model import Cluster, GeoPoint, QoSClass, Topology
 from harmonia.sim import Infrastructure
+from harmonia.sim.lc import LCModel
 from harmonia.sim.scenario import LCConfig
 from tests.builders import make_node
 from tests.sim.helpers import borg_task, merge, run
@@ -122,3 +123,25 @@ def test_many_services_are_sampled_per_step() -> None:
     # 8 of the 40 services per 60 s step at 10/s: about 4,800 requests per step
     assert all(3_000 < row["lc_requests"] < 7_000 for row in rows)
     assert result.metrics["lc"]["steps_sampled"] == len(rows)
+
+
+def test_sampling_draws_from_exactly_the_running_services_through_churn() -> None:
+    # The step samples from a mask of running service ids kept by add and remove; it
+    # must match the services with instances as they empty and come back (new ids).
+    infra = Infrastructure.from_nodes([make_node("n0", location=(50.0, 8.0))])
+    model = LCModel(infra, LCConfig(max_services=2), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    live: list[tuple[str, int]] = []
+    for key in range(400):
+        if live and rng.random() < 0.45:
+            service, instance = live.pop(int(rng.integers(len(live))))
+            model.remove(service, instance)
+        else:
+            service = f"s{int(rng.integers(80))}"
+            model.add(service, key, 0)
+            live.append((service, key))
+        running = np.flatnonzero(model._service_running).tolist()
+        assert running == sorted(model._service_sizes)
+        assert len(running) == len({service for service, _ in live})
+        model.step(60.0)
+    assert model.services_sampled > 0

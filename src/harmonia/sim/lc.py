@@ -68,6 +68,9 @@ class LCModel:
         self._service_ids: dict[str, int] = {}
         self._service_sizes: dict[int, int] = {}
         self._next_service = 0
+        # Whether service id i has instances now; np.flatnonzero lists the running
+        # services in id order (sorting the ids of ``_service_sizes`` per step cost more).
+        self._service_running = np.zeros(64, dtype=bool)
         self._slots: dict[Any, int] = {}
         self._free_slots: list[int] = []
         size = 64
@@ -91,6 +94,9 @@ class LCModel:
         if sid is None:
             sid = self._next_service
             self._next_service += 1
+            if sid == len(self._service_running):
+                self._service_running = np.append(self._service_running, np.zeros(sid, dtype=bool))
+            self._service_running[sid] = True
             self._service_ids[service] = sid
         self._service_sizes[sid] = self._service_sizes.get(sid, 0) + 1
         if not self._free_slots:
@@ -116,6 +122,7 @@ class LCModel:
             self._service_sizes[sid] = left
         else:
             del self._service_sizes[sid]
+            self._service_running[sid] = False
             del self._service_ids[service]
 
     def _grow(self) -> None:
@@ -137,8 +144,9 @@ class LCModel:
         return out
 
     def _rtt_columns(self, nodes: npt.NDArray[np.intp]) -> FloatArray:
-        unknown = np.unique(nodes[~self._rtt_known[nodes]])
-        if len(unknown):
+        missing = ~self._rtt_known[nodes]
+        if missing.any():
+            unknown = np.unique(nodes[missing])
             points = np.arange(len(self.areas), dtype=np.intp)
             self._rtt[:, unknown] = self.infra.user_rtt_ms(
                 self.areas, points[:, None], unknown[None, :], self.gateways
@@ -161,27 +169,35 @@ class LCModel:
         services = self._service[slots]
         limit = self.config.max_services
         if len(self._service_sizes) > limit:
-            running = np.fromiter(sorted(self._service_sizes), np.int64, len(self._service_sizes))
+            running = np.flatnonzero(self._service_running)
             chosen_services = self.rng.choice(running, size=limit, replace=False)
-            keep = np.isin(services, chosen_services)
+            # NOTE: a lookup table over service ids; np.isin sorts both sides each step.
+            sampled = np.zeros(self._next_service, dtype=bool)
+            sampled[chosen_services] = True
+            keep = sampled[services]
             slots, services = slots[keep], services[keep]
             self.services_sampled += 1
         # Instances grouped by service, in placement order within a service.
         order = np.lexsort((self._order[slots], services))
         slots, services = slots[order], services[order]
         count = len(slots)
-        starts = np.flatnonzero(np.diff(services, prepend=-1))
+        instance = np.arange(count)
+        boundary = np.empty(count, dtype=bool)
+        boundary[0] = True
+        np.not_equal(services[1:], services[:-1], out=boundary[1:])
+        starts = np.flatnonzero(boundary)
+        segment = np.cumsum(boundary) - 1  # each instance's service, numbered 0..
         rtt = self._rtt_columns(self._node[slots])  # (points, instances)
-        expected = rtt + self.sojourn_ms(self._load[slots])[None, :]
+        expected = rtt + self.sojourn_ms(self._load[slots])
         best = np.minimum.reduceat(expected, starts, axis=1)  # (points, services)
-        segment = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, count)))
-        candidates = np.where(expected == best[:, segment], np.arange(count), count)
+        candidates = np.where(expected == best[:, segment], instance, count)
         chosen = np.minimum.reduceat(candidates, starts, axis=1)
         lam = self.config.requests_per_s * dt / len(self.areas)
         requests = self.rng.poisson(lam, size=chosen.shape).astype(np.float64)
         rate = np.bincount(chosen.ravel(), weights=requests.ravel(), minlength=count) / dt
         self._load[slots] = rate
-        latency = np.take_along_axis(rtt, chosen, axis=1) + self.sojourn_ms(rate)[chosen]
+        points = np.arange(len(self.areas))[:, None]
+        latency = rtt[points, chosen] + self.sojourn_ms(rate)[chosen]
         flat_latency, flat_requests = latency.ravel(), requests.ravel()
         total = int(flat_requests.sum())
         violations = int(flat_requests[flat_latency > self.config.slo_ms].sum())

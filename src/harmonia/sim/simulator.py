@@ -60,8 +60,10 @@ Pending queue and retries
     so a new task skips the decision when it certainly fits nowhere: when it is larger
     than an upper bound of the largest free CPU and memory (raised on every release,
     made exact after each refusal), or, while tasks are pending and a misfit was seen
-    lately, when a numpy check finds no placeable node with room. Every policy is
-    assumed to enforce resource fit (all built-in ones do).
+    lately, when no placeable node has room (:class:`~harmonia.sim.capacity.Capacity`
+    answers from a memo per request shape, exact because the simulator reports every
+    release and recovery to it). Every policy is assumed to enforce resource fit (all
+    built-in ones do).
 
 Same-time order
     Task ends, then node recoveries, then node failures, then trace events (in trace
@@ -81,7 +83,6 @@ from __future__ import annotations
 
 import gc
 import math
-import resource
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -89,73 +90,29 @@ from typing import Any
 import numpy as np
 
 from harmonia.model import PlacementRequest, QoSClass
-from harmonia.sched import ClusterState, Code, Scheduler
+from harmonia.sched import ClusterState, Code, Decision, Scheduler
 from harmonia.sched.state import CPU, MEMORY
+from harmonia.sim.capacity import STORAGE, Capacity
 from harmonia.sim.engine import Engine
 from harmonia.sim.infra import Infrastructure
 from harmonia.sim.lc import LCModel
-from harmonia.sim.metrics import EventCounters, Samples, SimResult, TaskCounters
+from harmonia.sim.metrics import SimResult
 from harmonia.sim.pending import PendingQueue
+from harmonia.sim.recording import DECISIONS, ENDED, SCHEDULED, SUBMITTED, Recorder
 from harmonia.sim.requests import RequestBook, RequestKey
 from harmonia.sim.scenario import SimConfig
-from harmonia.sim.usage import UsageRecorder
+from harmonia.sim.tasks import DONE, PENDING, RUNNING, TaskLife, waiting
 from harmonia.traces.events import EventKind, TaskEvent
-
-STORAGE = 3  # column of storage_mib in RESOURCE_NAMES order
 
 # Event kinds and their priorities at equal times (lower runs first).
 _END, _RECOVER, _FAIL, _TRACE, _STEP = range(5)
 _PRIORITY = {_END: 0, _RECOVER: 1, _FAIL: 2, _TRACE: 3, _STEP: 9}
 
-PENDING, RUNNING, DONE = 0, 1, 2
 _PROGRESS_EVERY = 20_000  # trace events between progress reports
 PRESSURE_WINDOW = 2_000  # admissions after a misfit during which fit is checked first
 
 ProgressFn = Callable[[float], None]
 GroupKey = RequestKey
-
-
-class _Task:
-    """One task life. NOTE: a slots class rather than a dataclass; one exists per live task."""
-
-    __slots__ = (
-        "duration",
-        "end_t",
-        "group",
-        "key",
-        "lc",
-        "node",
-        "outcome",
-        "placed",
-        "request",
-        "resolved",
-        "run",
-        "start_t",
-        "state",
-        "submit_t",
-        "trace_start",
-        "vector",
-    )
-
-    def __init__(
-        self, key: str, group: GroupKey, request: PlacementRequest, vector: Any, now: float
-    ) -> None:
-        self.key = key
-        self.group = group
-        self.request = request
-        self.vector = vector
-        self.submit_t = now
-        self.trace_start: float | None = None
-        self.start_t = 0.0
-        self.node = -1
-        self.duration: float | None = None
-        self.end_t: float | None = None  # time of the scheduled end event, while running
-        self.outcome = EventKind.FINISH
-        self.run = 0  # placements so far; an end event carries the run it belongs to
-        self.state = PENDING
-        self.placed = False
-        self.resolved = False  # the trace's terminal event for this life has arrived
-        self.lc: str | None = None
 
 
 def simulate(
@@ -198,32 +155,23 @@ class Simulation:
             if config.lc.enabled
             else None
         )
-        self.tasks: dict[str, _Task] = {}
-        self.counts = TaskCounters()
-        self.events = EventCounters()
-        self.delays = Samples()
-        self.decisions = 0
-        self.decision_seconds = 0.0
+        self.tasks: dict[str, TaskLife] = {}
+        self.recorder = Recorder(infra, self.state, self.lc_model)
+        # Aliases of the recorder's counters, read on every event.
+        self.counts = self.recorder.counts
+        self.events = self.recorder.events
+        self._step_counts = self.recorder.step
         self.running = 0
         self.timed_running = 0  # running tasks with a scheduled end
-        self.node_failures = 0
-        self.node_recoveries = 0
         self.draining = False
         self.service_instances: dict[str, int] = {}  # running instances per service
-        self._last_sample_t = 0.0
-        self.pending: PendingQueue[_Task] = PendingQueue(_waiting)
+        self.pending: PendingQueue[TaskLife] = PendingQueue(waiting)
         self.requests = RequestBook(config.requests)
-        # Upper bound of the largest free CPU / memory over placeable nodes (never too
-        # low): raised on every release, made exact after a failed decision.
-        self.free_bound = [0, 0]
-        self.placeable = infra.open & self.state.schedulable
-        self.node_tasks: list[set[_Task]] | None = (
+        self.capacity = Capacity(self.state, infra.open & self.state.schedulable)
+        self.placeable = self.capacity.placeable  # the capacity's own mask, not a copy
+        self.node_tasks: list[set[TaskLife]] | None = (
             [set() for _ in range(len(infra))] if config.failures.enabled else None
         )
-        self._exact_free_bound()
-        self.rows: list[dict[str, float | int]] = []
-        self.usage = UsageRecorder(infra, self.state)
-        self._step_counts = [0, 0, 0, 0]  # submitted, scheduled, decisions, ended
         self._trace_dispatch: dict[EventKind, Callable[[float, TaskEvent], None]] = {
             EventKind.SUBMIT: self._on_submit,
             EventKind.SCHEDULE: self._on_trace_schedule,
@@ -259,7 +207,7 @@ class Simulation:
         start = math.floor(first.time_s / step) * step if first is not None else 0.0
         engine = Engine(start)
         self.engine = engine
-        self._last_sample_t = start
+        self.recorder.last_sample_t = start
         engine.register(_END, self._on_end)
         engine.register(_RECOVER, self._on_recover)
         engine.register(_FAIL, self._on_fail)
@@ -289,7 +237,17 @@ class Simulation:
         wall = time.perf_counter() - started
         if progress is not None:
             progress(end)
-        return SimResult(self._metrics(start, end, trace_end, wall, engine.processed), self.rows)
+        metrics = self.recorder.metrics(
+            policy=self.policy,
+            seed=self.seed,
+            step_s=config.step_s,
+            pending=self.pending.count,
+            running=self.running,
+            times=(start, end, trace_end),
+            wall=wall,
+            processed=engine.processed,
+        )
+        return SimResult(metrics, self.recorder.rows)
 
     # -- trace events ---------------------------------------------------------------------
 
@@ -313,13 +271,13 @@ class Simulation:
         # old life, if still running or pending here, goes on under its own object.
         group = self.requests.key_of(ev, self._in_use)
         request, vector = self.requests[group]
-        task = _Task(key, group, request, vector, now)
+        task = TaskLife(key, group, request, vector, now)
         task.duration = ev.duration_s
         if ev.qos_class is QoSClass.LC and self.lc_model is not None:
             task.lc = ev.job or key
         self.tasks[key] = task
         self.counts.submitted += 1
-        self._step_counts[0] += 1
+        self._step_counts[SUBMITTED] += 1
         self._admit(task, now)
 
     def _on_trace_schedule(self, now: float, ev: TaskEvent) -> None:
@@ -378,7 +336,7 @@ class Simulation:
 
     # -- internal events ------------------------------------------------------------------
 
-    def _on_end(self, now: float, payload: tuple[_Task, int]) -> None:
+    def _on_end(self, now: float, payload: tuple[TaskLife, int]) -> None:
         task, run = payload
         if task.state != RUNNING or task.run != run:
             return  # stale: the task was evicted or ended otherwise since
@@ -392,9 +350,9 @@ class Simulation:
     def _on_fail(self, now: float, node: int) -> None:
         config = self.config.failures
         state = self.state
-        self.node_failures += 1
+        self.recorder.node_failures += 1
         state.set_healthy(state.names[node], False)
-        self.placeable[node] = False
+        self.capacity.set_placeable(node, False)
         recover_at = now + float(self.failure_rng.exponential(config.mttr_s))
         self.engine.schedule(recover_at, _PRIORITY[_RECOVER], _RECOVER, node)
         assert self.node_tasks is not None
@@ -414,17 +372,20 @@ class Simulation:
 
     def _on_recover(self, now: float, node: int) -> None:
         state = self.state
-        self.node_recoveries += 1
+        self.recorder.node_recoveries += 1
         state.set_healthy(state.names[node], True)
-        self.placeable[node] = bool(self.infra.open[node] and state.schedulable[node])
+        # Becoming placeable counts as growth: it raises the free bound.
+        self.capacity.set_placeable(node, bool(self.infra.open[node] and state.schedulable[node]))
         next_failure = now + float(self.failure_rng.exponential(self.config.failures.mtbf_s))
         self.engine.schedule(next_failure, _PRIORITY[_FAIL], _FAIL, node)
-        self._raise_free_bound(node)
         self._freed(node, now)
 
     def _on_step(self, now: float, _: Any) -> None:
         self._sample(now, final=False)
         self.engine.schedule(now + self.config.step_s, _PRIORITY[_STEP], _STEP)
+
+    def _sample(self, now: float, *, final: bool) -> None:
+        self.recorder.sample(now, pending=self.pending.count, running=self.running, final=final)
 
     # -- placing --------------------------------------------------------------------------
 
@@ -432,12 +393,15 @@ class Simulation:
         """Request keys of live tasks and pending groups (kept when pruning)."""
         return {task.group for task in self.tasks.values()} | set(self.pending.keys())
 
-    def _admit(self, task: _Task, now: float) -> None:
+    def _admit(self, task: TaskLife, now: float) -> None:
         """Place ``task`` now or queue it (as pending)."""
-        if self.pending.join(task, task.group):
+        group = task.group
+        pending = self.pending
+        if pending.join(task, group):
             return  # its group's head fits nowhere, so neither does it
-        cpu, mem = task.group[0], task.group[1]
-        bound = self.free_bound
+        cpu, mem = group[0], group[1]
+        capacity = self.capacity
+        bound = capacity.bound
         self._admitted += 1
         # A refused decision costs the scheduler a full explanation (about three times a
         # placement, ~30 times a numpy fit check at 12,500 nodes). Skip the decision when
@@ -447,20 +411,16 @@ class Simulation:
         fits_no_node_now = cpu > bound[0] or mem > bound[1]
         if (
             not fits_no_node_now
-            and self.pending
+            and pending.count
             and self._admitted - self._last_misfit < PRESSURE_WINDOW
-            and not self._fits_somewhere(task)
+            and not capacity.fits_somewhere(cpu, mem, group[2])
         ):
             fits_no_node_now = True
-        if fits_no_node_now and self._resolvable(task.group):
+        if fits_no_node_now and self._resolvable(group):
             self._last_misfit = self._admitted
-            self.pending.push(task, task.group)
+            pending.push(task, group)
             return
-        started = time.perf_counter()
-        decision = self.scheduler.schedule(task.request)
-        self.decision_seconds += time.perf_counter() - started
-        self.decisions += 1
-        self._step_counts[2] += 1
+        decision = self._decide(task.request)
         if decision.node is not None:
             self._start(task, self.state.index[decision.node], now)
         elif decision.code is Code.UNRESOLVABLE:
@@ -470,8 +430,18 @@ class Simulation:
             self._count_outcome(task)
         else:
             self._last_misfit = self._admitted
-            self._exact_free_bound()
-            self.pending.push(task, task.group)
+            capacity.exact_bound()
+            pending.push(task, group)
+
+    def _decide(self, request: PlacementRequest) -> Decision:
+        """The policy's decision for ``request`` (placed in the state if it fits), timed."""
+        started = time.perf_counter()
+        decision = self.scheduler.schedule(request)
+        recorder = self.recorder
+        recorder.decision_seconds += time.perf_counter() - started
+        recorder.decisions += 1
+        self._step_counts[DECISIONS] += 1
+        return decision
 
     def _resolvable(self, key: GroupKey) -> bool:
         """Whether the largest node could hold the request (else the policy refuses it as
@@ -481,30 +451,7 @@ class Simulation:
             key[2] <= largest[STORAGE]
         )
 
-    def _fits_somewhere(self, task: _Task) -> bool:
-        """Whether some placeable node has the free amounts ``task`` needs (necessary for
-        a placement; checked before a decision while tasks are pending, when a refusal —
-        which the scheduler explains at length — is likely)."""
-        free = self.state.free
-        cpu, mem, disk = task.group[0], task.group[1], task.group[2]
-        mask = free[:, CPU] >= cpu
-        mask &= free[:, MEMORY] >= mem
-        if disk:
-            mask &= free[:, STORAGE] >= disk
-        mask &= self.placeable
-        return bool(mask.any())
-
-    def _exact_free_bound(self) -> None:
-        free, placeable = self.state.free, self.placeable
-        if placeable.any():
-            self.free_bound = [
-                int(free[placeable, CPU].max()),
-                int(free[placeable, MEMORY].max()),
-            ]
-        else:
-            self.free_bound = [-1, -1]
-
-    def _start(self, task: _Task, node: int, now: float) -> None:
+    def _start(self, task: TaskLife, node: int, now: float) -> None:
         task.state = RUNNING
         task.node = node
         task.start_t = now
@@ -514,8 +461,8 @@ class Simulation:
         if not task.placed:
             task.placed = True
             counts.scheduled += 1
-            self._step_counts[1] += 1
-            self.delays.add(now - task.submit_t)
+            self._step_counts[SCHEDULED] += 1
+            self.recorder.delays.add(now - task.submit_t)
         self.running += 1
         if self.node_tasks is not None:
             self.node_tasks[node].add(task)
@@ -528,15 +475,16 @@ class Simulation:
             # Known run time: a stated duration, or a FINISH/FAIL seen while pending.
             self._schedule_end(task, now + task.duration)
 
-    def _schedule_end(self, task: _Task, end: float) -> None:
+    def _schedule_end(self, task: TaskLife, end: float) -> None:
         task.end_t = end
         self.timed_running += 1
         self.engine.schedule(end, _PRIORITY[_END], _END, (task, task.run))
 
-    def _stop_running(self, task: _Task) -> int:
+    def _stop_running(self, task: TaskLife) -> int:
         """Release ``task``'s node and forget it there; returns the node."""
         node = task.node
         self.state.release(node, task.request, task.vector)
+        self.capacity.grew(node)
         self.running -= 1
         if task.end_t is not None:
             task.end_t = None
@@ -556,21 +504,13 @@ class Simulation:
         task.node = -1
         return node
 
-    def _end_running(self, task: _Task, now: float) -> None:
+    def _end_running(self, task: TaskLife, now: float) -> None:
         node = self._stop_running(task)
         task.state = DONE
         self._count_outcome(task)
-        self._raise_free_bound(node)
         self._freed(node, now)
 
-    def _raise_free_bound(self, node: int) -> None:
-        if self.placeable[node]:
-            free = self.state.free
-            bound = self.free_bound
-            bound[0] = max(bound[0], int(free[node, CPU]))
-            bound[1] = max(bound[1], int(free[node, MEMORY]))
-
-    def _count_outcome(self, task: _Task) -> None:
+    def _count_outcome(self, task: TaskLife) -> None:
         """Book an ended life by its outcome and forget it."""
         counts = self.counts
         kind = task.outcome
@@ -582,18 +522,19 @@ class Simulation:
             counts.failed += 1
             if kind is EventKind.KILL or kind is EventKind.LOST:
                 counts.killed += 1
-        self._step_counts[3] += 1
+        self._step_counts[ENDED] += 1
         if self.tasks.get(task.key) is task:
             del self.tasks[task.key]
 
     def _freed(self, node: int, now: float) -> None:
         """Capacity grew on ``node``: retry the pending groups that may fit it now."""
-        if not self.pending or not self.placeable[node]:
+        pending = self.pending
+        if not pending.count or not self.placeable[node]:
             return
         free = self.state.free
-        for key in self.pending.candidates(int(free[node, CPU]), int(free[node, MEMORY])):
+        for key in pending.candidates(free.item(node, CPU), free.item(node, MEMORY)):
             self._drain(key, node, now)
-            if not self.pending:
+            if not pending.count:
                 break
 
     def _drain(self, key: GroupKey, node: int, now: float) -> None:
@@ -601,85 +542,17 @@ class Simulation:
         free = self.state.free
         cpu, mem, disk, service = key[0], key[1], key[2], key[3]
         while (task := self.pending.head(key)) is not None:
-            if free[node, CPU] < cpu or free[node, MEMORY] < mem:
+            if free.item(node, CPU) < cpu or free.item(node, MEMORY) < mem:
                 break
-            if disk and free[node, STORAGE] < disk:
+            if disk and free.item(node, STORAGE) < disk:
                 break
             if service and self.state.counts_of(service)[node] >= 1:
                 break  # the node already runs an instance of this job
-            started = time.perf_counter()
-            decision = self.scheduler.schedule(task.request)
-            self.decision_seconds += time.perf_counter() - started
-            self.decisions += 1
-            self._step_counts[2] += 1
+            decision = self._decide(task.request)
             if decision.node is None:
                 break
             self.pending.pop_head(key)
             self._start(task, self.state.index[decision.node], now)
-
-    # -- sampling and metrics ---------------------------------------------------------------
-
-    def _sample(self, now: float, *, final: bool) -> None:
-        if final and self.rows and self.rows[-1]["time_s"] >= now:
-            return
-        submitted, scheduled, decisions, ended = self._step_counts
-        self._step_counts = [0, 0, 0, 0]
-        row: dict[str, float | int] = {
-            "time_s": now,
-            "pending": self.pending.count,
-            "running": self.running,
-            "submitted": submitted,
-            "scheduled": scheduled,
-            "ended": ended,
-            "decisions": decisions,
-        }
-        row.update(self.usage.sample())
-        if self.lc_model is not None:
-            row.update(self.lc_model.step(now - self._last_sample_t))
-        self._last_sample_t = now
-        self.rows.append(row)
-
-    def _metrics(
-        self, start: float, end: float, trace_end: float, wall: float, processed: int
-    ) -> dict[str, Any]:
-        self.events.processed = processed
-        metrics: dict[str, Any] = {
-            "tasks": self.counts.as_metrics(self.pending.count, self.running),
-            "scheduling_delay_s": self.delays.summary(),
-            "utilization": self.usage.utilization(),
-            "nodes": {
-                **self.usage.nodes(),
-                "failures": self.node_failures,
-                "recoveries": self.node_recoveries,
-            },
-            "policy": {
-                "name": self.policy,
-                "decisions": self.decisions,
-                "decision_seconds": self.decision_seconds,
-                "decision_us_mean": (
-                    self.decision_seconds / self.decisions * 1e6 if self.decisions else 0.0
-                ),
-            },
-            "events": self.events.as_metrics(wall),
-            "time": {
-                "start_s": start,
-                "end_s": end,
-                "trace_end_s": trace_end,
-                "steps": len(self.rows),
-                "step_s": self.config.step_s,
-            },
-            "seed": self.seed,
-            "wall_seconds": wall,
-            "peak_rss_mib": _peak_rss_mib(),
-        }
-        if self.lc_model is not None:
-            metrics["lc"] = self.lc_model.summary()
-        return metrics
-
-
-def _waiting(task: _Task, key: GroupKey) -> bool:
-    """Whether a queue entry under ``key`` still stands for a waiting task."""
-    return task.state == PENDING and task.group == key
 
 
 def _timed(first: TaskEvent | None, rest: Iterator[TaskEvent]) -> Iterator[tuple[float, TaskEvent]]:
@@ -702,8 +575,3 @@ def _forget_idle_service(state: ClusterState, service: str) -> None:
     """
     state.service_counts.pop(service, None)
     state.service_cluster_counts.pop(service, None)
-
-
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS); this is the process's peak so far.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
