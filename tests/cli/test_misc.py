@@ -119,13 +119,16 @@ def test_policies_lists_every_built_in_policy(cli: Invoke) -> None:
         "default",
         "latency",
         "latency-reliable",
+        "ldp",
         "random",
         "ratio",
+        "rom",
         "round-robin",
         "spread",
     ]
     assert "MostAllocated ×1" in run.out
     assert "fill the fullest node that fits" in run.out
+    assert "Oakestra's ROM" in run.out and "Oakestra's LDP" in run.out
 
 
 # --- validate -----------------------------------------------------------------------------

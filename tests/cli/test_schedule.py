@@ -26,8 +26,10 @@ POLICIES = (
     "default",
     "latency",
     "latency-reliable",
+    "ldp",
     "random",
     "ratio",
+    "rom",
     "round-robin",
     "spread",
 )

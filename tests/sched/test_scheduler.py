@@ -23,7 +23,9 @@ from harmonia.sched import (
     Scheduler,
     Status,
     UnknownPolicyError,
+    get_policy,
     policy_names,
+    scheduler_for,
 )
 from harmonia.sched.framework import OK, Plugin
 from harmonia.sched.plugins import (
@@ -213,10 +215,11 @@ def test_too_big_for_any_node_is_unresolvable() -> None:
     ]
 
 
-# ``latency`` and ``latency-reliable`` enforce both (tests/sched/test_latency_policy.py,
-# tests/sched/test_failover.py).
+# ``latency`` and ``ldp`` enforce both (tests/sched/test_latency_policy.py,
+# tests/sched/test_hierarchy.py); delegated policies refuse at the root, as flat ones do.
 @pytest.mark.parametrize(
-    "policy", [p for p in policy_names() if p not in ("latency", "latency-reliable")]
+    "policy",
+    [p for p in policy_names() if not {"latency", "geo"} & get_policy(p).constraint_types],
 )
 def test_unenforced_constraint_is_unresolvable_not_ignored(policy: str) -> None:
     request = make_request(
@@ -227,7 +230,7 @@ def test_unenforced_constraint_is_unresolvable_not_ignored(policy: str) -> None:
             GeoConstraint(location=GeoPoint(lat=48.1, long=11.6), threshold_km=50),
         ],
     )
-    decision = Scheduler(make_state(2), policy).schedule(request)
+    decision = scheduler_for(make_state(2), policy).schedule(request)
     assert decision.code is Code.UNRESOLVABLE
     assert decision.reasons == [
         f"policy {policy!r} has no plugin that enforces 'geo' constraints",

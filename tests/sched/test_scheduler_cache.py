@@ -28,7 +28,14 @@ from harmonia.model import (
     Resources,
     Toleration,
 )
-from harmonia.sched import ClusterState, Code, Scheduler, policy_names
+from harmonia.sched import (
+    ClusterState,
+    Code,
+    DelegatingScheduler,
+    Scheduler,
+    policy_names,
+    scheduler_for,
+)
 from harmonia.sched import shapes as shapes_module
 from harmonia.sched import state as state_module
 from tests.builders import make_node, make_request, taint, toleration
@@ -142,7 +149,7 @@ class Run:
     """One state, its scheduler and what it has placed (node index, request)."""
 
     state: ClusterState
-    scheduler: Scheduler
+    scheduler: Scheduler | DelegatingScheduler
     placed: list[tuple[int, PlacementRequest]] = field(default_factory=list)
 
 
@@ -151,8 +158,10 @@ def run_lockstep(policy: str, seed: int, steps: int, *, prefetch: bool = False) 
     hints = random.Random(seed + 1000)  # shapes hinted to the prefetch thread
     nodes = random_nodes(rng)
     cached_state, full_state = ClusterState(nodes), ClusterState(nodes)
-    cached = Run(cached_state, Scheduler(cached_state, policy, seed=seed))
-    full = Run(full_state, Scheduler(full_state, policy, seed=seed, cache=False))
+    # scheduler_for, as hosts build them: delegated policies get a DelegatingScheduler,
+    # which must follow the host's direct changes to the state below.
+    cached = Run(cached_state, scheduler_for(cached_state, policy, seed=seed))
+    full = Run(full_state, scheduler_for(full_state, policy, seed=seed, cache=False))
     decisions = 0
     if prefetch:
         # Entries built with the host idle (close() waits for the queue to drain): the
@@ -203,6 +212,8 @@ CASES = [
         "ratio",
         "latency",
         "latency-reliable",
+        "rom",
+        "ldp",
     ]
     for seed, tight in [(1, False), (2, False), (3, True), (4, True)]
 ]

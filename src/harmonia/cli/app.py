@@ -27,7 +27,7 @@ from harmonia.model import FieldError, InputError
 from harmonia.model.documents import NodeList
 from harmonia.model.generate import generate_clusters, generate_nodes
 from harmonia.model.sla import parse_sla
-from harmonia.sched import ClusterState, Scheduler, get_policy, policy_names
+from harmonia.sched import ClusterState, get_policy, policy_names, scheduler_for
 from harmonia.sched.policies import broken_policies
 from harmonia.sched.rtt import MatrixRtt
 
@@ -108,7 +108,8 @@ def schedule(
         # checked against this matrix; without it they are refused as unresolvable.
         topology = files.read_rtt(rtt, rtt_index, state.names)
         state.attach_rtt_source(MatrixRtt.from_topology(topology))
-    scheduler = Scheduler(state, profile, seed=seed)
+    # Delegated policies (rom, ldp) schedule root → cluster → node; the others flat.
+    scheduler = scheduler_for(state, profile, seed=seed)
 
     started = time.monotonic()
     if len(requests) >= PROGRESS_THRESHOLD and stderr.is_terminal:

@@ -1,13 +1,17 @@
 """Harmonia's scheduling core: ``ClusterState``, the plugin framework, plugins, policies.
 
 Knows nothing of whether it runs in the simulator, the control plane or the Kubernetes
-adapter: hosts hand it a state and requests, and apply the decisions it returns.
+adapter: hosts hand it a state and requests, and apply the decisions it returns. Hosts
+build their scheduler with :func:`scheduler_for`, which delegates root → cluster → node
+for the delegated policies (``rom``, ``ldp``; :mod:`harmonia.sched.hierarchy`).
 """
 
 from harmonia.sched.decision import Decision, Eviction, Migration, NodeScore, Plan, Rejection
 from harmonia.sched.framework import Code, CycleState, Profile, ProfileError, Status
+from harmonia.sched.hierarchy import DelegatingScheduler, scheduler_for
 from harmonia.sched.policies import (
     ENTRY_POINT_GROUP,
+    DelegatedProfile,
     UnknownPolicyError,
     get_policy,
     policy_names,
@@ -22,6 +26,8 @@ __all__ = [
     "Code",
     "CycleState",
     "Decision",
+    "DelegatedProfile",
+    "DelegatingScheduler",
     "Eviction",
     "Migration",
     "NodeScore",
@@ -36,4 +42,5 @@ __all__ = [
     "get_policy",
     "policy_names",
     "register_policy",
+    "scheduler_for",
 ]

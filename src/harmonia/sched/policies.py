@@ -4,9 +4,15 @@ Built-in: ``default`` (kube-scheduler's default scoring), ``binpack``, ``spread`
 ``random``, ``round-robin``, ``ratio`` (RequestedToCapacityRatio), ``latency`` (the
 default plus latency and geo bounds, after the kubernetes-edge-scheduler and Oakestra) and
 ``latency-reliable`` (``latency`` with failover reservations).
-Only ``latency`` and ``latency-reliable`` enforce ``latency`` and ``geo`` constraints; the
-others refuse requests that carry them, so ``default`` and ``latency`` can be compared on
-the same workload.
+Only ``latency``, ``latency-reliable`` and ``ldp`` enforce ``latency`` and ``geo``
+constraints; the others refuse requests that carry them, so ``default`` and ``latency`` can
+be compared on the same workload.
+
+Two policies are *delegated* (:class:`DelegatedProfile`): ``rom`` and ``ldp`` schedule root
+→ cluster → node, after Oakestra's root schedulers (see :mod:`harmonia.sched.hierarchy`).
+Their profiles carry the node-level policy's plugins (``default`` and ``latency``), which
+each cluster runs over its own nodes; hosts build their scheduler with
+``harmonia.sched.scheduler_for``, which delegates for these and schedules flat otherwise.
 
 Third parties add policies through the entry-point group ``harmonia.policies``; an entry
 point names a callable that takes no argument and returns a
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 
 from harmonia.model import HarmoniaError
-from harmonia.sched.framework import Plugin, Profile
+from harmonia.sched.framework import Plugin, Profile, ProfileError
 from harmonia.sched.plugins import (
     BalancedAllocation,
     CloudFirst,
@@ -60,6 +66,34 @@ class UnknownPolicyError(HarmoniaError):
 _REGISTRY: dict[str, PolicyFactory] = {}
 _BROKEN: dict[str, str] = {}
 _entry_points_loaded = False
+
+
+class DelegatedProfile(Profile):
+    """A hierarchical policy: the root policy ``root`` (``"rom"`` or ``"ldp"``) picks a
+    cluster from aggregated cluster rows, then that cluster places the request on its own
+    nodes with the plugins of ``node_policy``.
+
+    The profile's plugins and weights are ``node_policy``'s, so listings, explanations and
+    the check that every constraint is enforced read as for any policy. A plain
+    :class:`~harmonia.sched.scheduler.Scheduler` given this profile runs those plugins over
+    all nodes at once, as if the state were a single cluster; only
+    ``harmonia.sched.scheduler_for`` (or ``DelegatingScheduler``) delegates.
+    """
+
+    def __init__(self, name: str, root: str, node_policy: str, description: str = "") -> None:
+        node = get_policy(node_policy)
+        if isinstance(node, DelegatedProfile):
+            raise ProfileError(
+                f"policy {name!r}: node-level policy {node_policy!r} is itself delegated"
+            )
+        super().__init__(name, node.plugins, node.weights, description)
+        self.root = root
+        self.node_policy = node_policy
+
+    def node_profile(self) -> Profile:
+        """A fresh profile of the node-level policy, one per cluster: plugins may keep
+        state (caches keyed by state, RoundRobin's cursor) that must not be shared."""
+        return get_policy(self.node_policy)
 
 
 def register_policy(name: str, factory: PolicyFactory, *, replace: bool = False) -> None:
@@ -232,6 +266,29 @@ def latency_reliable_profile() -> Profile:
     )
 
 
+def rom_profile() -> Profile:
+    """Oakestra's resource-only matching, delegated: root → cluster → ``default``."""
+    return DelegatedProfile(
+        "rom",
+        "rom",
+        "default",
+        description="delegated: the least-allocated cluster whose largest free node fits "
+        "(Oakestra's ROM), then default on its nodes",
+    )
+
+
+def ldp_profile() -> Profile:
+    """Oakestra's latency- and distance-aware placement, delegated: root → cluster →
+    ``latency``."""
+    return DelegatedProfile(
+        "ldp",
+        "ldp",
+        "latency",
+        description="delegated: the cluster with the nearest node within the latency and geo "
+        "bounds (Oakestra's LDP), then latency on its nodes",
+    )
+
+
 def random_profile() -> Profile:
     return Profile("random", [*_filters(), RandomScore()], description="a feasible node at random")
 
@@ -249,5 +306,7 @@ for _name, _factory in {
     "round-robin": round_robin_profile,
     "latency": latency_profile,
     "latency-reliable": latency_reliable_profile,
+    "rom": rom_profile,
+    "ldp": ldp_profile,
 }.items():
     register_policy(_name, _factory)

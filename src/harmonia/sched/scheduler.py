@@ -457,6 +457,24 @@ class Scheduler:
         plan.seconds = time.monotonic() - started
         return plan
 
+    # -- host-facing mutators ------------------------------------------------------------
+    # Hosts change placements and node health through the scheduler rather than its state,
+    # so the same host code serves a DelegatingScheduler, which must update its clusters'
+    # sub-states as well (harmonia.sched.hierarchy).
+
+    def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
+        """Undo the placement of ``request`` on node ``node`` (an index): the state's
+        :meth:`~harmonia.sched.state.ClusterState.release`."""
+        self.state.release(node, request, vector)
+
+    def set_healthy(self, name: str, healthy: bool) -> None:
+        """Mark node ``name`` up or down in :attr:`state`."""
+        self.state.set_healthy(name, healthy)
+
+    def set_cordoned(self, name: str, cordoned: bool) -> None:
+        """Cordon or uncordon node ``name`` in :attr:`state`."""
+        self.state.set_cordoned(name, cordoned)
+
 
 def _summarize(decision: Decision) -> str:
     parts = [
