@@ -22,13 +22,27 @@ two must place them identically. Rates are the best of ``--repeat`` runs, by wal
 (``decisions_per_s``, the target) and by this process's CPU time
 (``decisions_per_cpu_s``, which other load on a shared machine disturbs less).
 
-Sections: ``flat`` (one scheduler over all nodes) now; a ``hierarchical`` section
-(root over clusters, then cluster over nodes) is meant to go into :data:`SECTIONS` next
-to it, reusing :func:`make_fleet`, :func:`make_requests` and :func:`violations`.
+Sections:
+
+- ``flat``: one ``latency`` scheduler over all nodes, on 10 clusters of 1,000 nodes.
+- ``hierarchical``: delegated scheduling (root → cluster → node,
+  :mod:`harmonia.sched.hierarchy`) on ``generate_nodes(10000, clusters=100)``, 100
+  clusters of 100 nodes. ``ldp`` runs the mix above with 10 of the 20 % unbounded
+  requests turned into ``GeoConstraint`` bounds (20-100 km around a user near an edge
+  site), against the flat ``latency`` policy on the same nodes and requests as the
+  reference; ``rom`` enforces no location bound, so it runs the same requests with their
+  bounds removed, against the flat ``default`` policy. Per policy: decisions per second,
+  outcomes, success rate and violations (must be 0); for ``ldp`` also whether the
+  scheduler decides alike with its row caches on and off. Target: 5,000 decisions/s for
+  ``rom`` and ``ldp``.
+- ``scaling``: ``rom`` against flat ``default`` on 10,000, 30,000 and 100,000 nodes in
+  clusters of 100, requests without bounds (3,000 per size); also the seconds it takes to
+  build the delegating scheduler (one sub-state and scheduler per cluster).
 
 Prints one JSON document on stdout; progress goes to stderr.
 
     python benchmarks/bench_latency.py [--nodes 10000] [--requests 10000] [--seed 1]
+        [--sections flat,hierarchical,scaling]
 """
 
 from __future__ import annotations
@@ -47,6 +61,8 @@ import numpy as np
 
 from harmonia import __version__
 from harmonia.model import (
+    Constraint,
+    GeoConstraint,
     GeoPoint,
     LatencyConstraint,
     Node,
@@ -56,13 +72,17 @@ from harmonia.model import (
     generate_nodes,
 )
 from harmonia.model.topology import distance_rtt_ms, haversine_km
-from harmonia.sched import ClusterState, Scheduler
+from harmonia.sched import ClusterState, scheduler_for
 from harmonia.sched.plugins.latency import DEFAULT_ACCESS_MS
 
 SERVICES = 20
 SHAPES = ((100, 128), (250, 512), (500, 1024), (1000, 2048))  # (cpu_m, memory_mib)
 TARGET_NODES = 10_000
 TARGET_DECISIONS_PER_S = 2_000
+HIERARCHY_CLUSTERS = 100
+TARGET_DELEGATED_PER_S = 5_000
+SCALING_NODES = (10_000, 30_000, 100_000)
+SCALING_REQUESTS = 3_000
 
 
 @dataclass
@@ -73,8 +93,8 @@ class Fleet:
     edge: list[int]  # indices of edge nodes
 
 
-def make_fleet(count: int, seed: int) -> Fleet:
-    nodes = generate_nodes(count, clusters=10, seed=seed)
+def make_fleet(count: int, seed: int, clusters: int = 10) -> Fleet:
+    nodes = generate_nodes(count, clusters=clusters, seed=seed)
     topology = Topology.generate(nodes, np.random.default_rng(seed))
     names = [n.name for n in nodes]
     assert list(topology.names) == names
@@ -88,8 +108,11 @@ def make_state(fleet: Fleet) -> ClusterState:
     return state
 
 
-def make_requests(fleet: Fleet, count: int, seed: int) -> list[PlacementRequest]:
-    """The warm-up instances, then ``count`` requests of the documented mix."""
+def make_requests(
+    fleet: Fleet, count: int, seed: int, *, geo: bool = False
+) -> list[PlacementRequest]:
+    """The warm-up instances, then ``count`` requests of the documented mix (with
+    ``geo``, half of the unbounded ones carry a geo bound instead)."""
     rng = np.random.default_rng(seed)
     requests = [
         PlacementRequest(id=f"warm-{s}", service=f"svc-{s}", cpu_m=250, memory_mib=512)
@@ -100,7 +123,7 @@ def make_requests(fleet: Fleet, count: int, seed: int) -> list[PlacementRequest]
         service = f"svc-{int(rng.integers(SERVICES))}"
         kind = float(rng.random())
         labels: dict[str, str] = {}
-        constraints: tuple[LatencyConstraint, ...] = ()
+        constraints: tuple[Constraint, ...] = ()
         if kind < 0.4:
             node = fleet.names[fleet.edge[int(rng.integers(len(fleet.edge)))]]
             labels = {f"delay_{node}": f"{rng.uniform(15, 60):.1f}"}
@@ -116,6 +139,13 @@ def make_requests(fleet: Fleet, count: int, seed: int) -> list[PlacementRequest]
                 lat=site.lat + rng.uniform(-0.2, 0.2), long=site.long + rng.uniform(-0.2, 0.2)
             )
             constraints = (LatencyConstraint(threshold_ms=rng.uniform(3, 10), location=user),)
+        elif geo and kind < 0.9:
+            site = fleet.nodes[fleet.edge[int(rng.integers(len(fleet.edge)))]].location
+            assert site is not None
+            user = GeoPoint(
+                lat=site.lat + rng.uniform(-0.2, 0.2), long=site.long + rng.uniform(-0.2, 0.2)
+            )
+            constraints = (GeoConstraint(location=user, threshold_km=rng.uniform(20, 100)),)
         requests.append(
             PlacementRequest(
                 id=f"r{i}",
@@ -147,6 +177,11 @@ def violations(
             ref = key.removeprefix("delay_")
             bounds.append((_rtt_to(fleet, hosts, index, ref, j), float(value)))
         for c in request.constraints:
+            if isinstance(c, GeoConstraint):
+                km = haversine_km(c.location.lat, c.location.long, lat[j], lon[j])
+                bounds.append((float(km), c.threshold_km))
+                continue
+            assert isinstance(c, LatencyConstraint)
             if c.target is not None:
                 bounds.append((_rtt_to(fleet, hosts, index, c.target, j), c.threshold_ms))
             if c.location is not None:
@@ -175,8 +210,16 @@ class Timing:
     codes: dict[str, int]
 
 
-def timed(state: ClusterState, requests: list[PlacementRequest], cache: bool, seed: int) -> Timing:
-    scheduler = Scheduler(state, "latency", seed=seed, cache=cache)
+def timed(
+    state: ClusterState,
+    requests: list[PlacementRequest],
+    cache: bool,
+    seed: int,
+    policy: str = "latency",
+) -> Timing:
+    """Decide ``requests`` one by one with ``policy``, as a host builds it (a delegating
+    scheduler for ``rom``/``ldp``); building the scheduler is not timed."""
+    scheduler = scheduler_for(state, policy, seed=seed, cache=cache)
     started, cpu_started = time.perf_counter(), time.process_time()
     plan = scheduler.schedule_many(requests)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
@@ -209,6 +252,7 @@ def flat(args: argparse.Namespace) -> dict[str, Any]:
     check = violations(fleet, requests, placements)
     rate = len(requests) / best.seconds
     return {
+        "policy": "latency",
         "nodes": args.nodes,
         "clusters": 10,
         "requests": len(requests),
@@ -227,7 +271,108 @@ def flat(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {"flat": flat}
+def hierarchical(args: argparse.Namespace) -> dict[str, Any]:
+    """Root → cluster → node on 100 clusters, ``ldp`` and ``rom`` against flat policies."""
+    log(f"[hierarchical] generating {args.nodes} nodes in {HIERARCHY_CLUSTERS} clusters ...")
+    fleet = make_fleet(args.nodes, args.seed, clusters=HIERARCHY_CLUSTERS)
+    bounded = make_requests(fleet, args.requests, args.seed, geo=True)
+    # rom enforces no location bound (it would refuse those requests): the same requests
+    # without their bounds.
+    plain = [r.model_copy(update={"labels": {}, "constraints": ()}) for r in bounded]
+    report: dict[str, Any] = {
+        "nodes": args.nodes,
+        "clusters": HIERARCHY_CLUSTERS,
+        "requests": len(bounded),
+        "target_decisions_per_s": TARGET_DELEGATED_PER_S,
+    }
+    met = args.nodes >= TARGET_NODES
+    for policy, reference, requests in (("ldp", "latency", bounded), ("rom", "default", plain)):
+        runs = []
+        for _ in range(args.repeat):
+            log(f"[hierarchical] {policy} ...")
+            runs.append(
+                timed(make_state(fleet), requests, cache=True, seed=args.seed, policy=policy)
+            )
+        best = min(runs, key=lambda r: r.seconds)
+        identical = all(r.placements == best.placements for r in runs)
+        entry = _summary(fleet, requests, runs)
+        if policy == "ldp":
+            count = min(len(requests), args.uncached_requests)
+            log(f"[hierarchical] {policy}, uncached, first {count} requests ...")
+            uncached = timed(
+                make_state(fleet), requests[:count], cache=False, seed=args.seed, policy=policy
+            )
+            identical = identical and uncached.placements == best.placements[:count]
+            entry["uncached_decisions_per_s"] = round(count / uncached.seconds)
+        entry["identical_runs" if policy == "rom" else "identical_uncached"] = identical
+        log(f"[hierarchical] flat {reference} (reference) ...")
+        flat_run = timed(make_state(fleet), requests, cache=True, seed=args.seed, policy=reference)
+        entry[f"flat_{reference}"] = _summary(fleet, requests, [flat_run])
+        report[policy] = entry
+        met = (
+            met
+            and entry["decisions_per_s"] >= TARGET_DELEGATED_PER_S
+            and entry["violations"] == 0
+            and identical
+        )
+    report["target_met"] = met
+    return report
+
+
+def _summary(fleet: Fleet, requests: list[PlacementRequest], runs: list[Timing]) -> dict[str, Any]:
+    best = min(runs, key=lambda r: r.seconds)
+    placed = sum(node is not None for node in best.placements)
+    return {
+        "decisions_per_s": round(len(requests) / best.seconds),
+        "us_per_decision": round(best.seconds / len(requests) * 1e6, 1),
+        "decisions_per_cpu_s": round(len(requests) / min(r.cpu_seconds for r in runs)),
+        "outcomes": best.codes,
+        "success_rate": round(placed / len(requests), 4),
+        **violations(fleet, requests, best.placements),
+    }
+
+
+def scaling(args: argparse.Namespace) -> dict[str, Any]:
+    """``rom`` against flat ``default`` as the node count grows, 100 nodes per cluster, on
+    requests without bounds (no RTT matrix needed): the flat policy's work grows with the
+    nodes, a delegated decision's with the clusters and one cluster's nodes."""
+    report: dict[str, Any] = {}
+    for count in SCALING_NODES:
+        log(f"[scaling] {count} nodes ...")
+        nodes = generate_nodes(count, clusters=count // 100, seed=args.seed)
+        rng = np.random.default_rng(args.seed)
+        requests = [
+            PlacementRequest(
+                id=f"r{i}",
+                service=f"svc-{int(rng.integers(SERVICES))}",
+                cpu_m=SHAPES[i % len(SHAPES)][0],
+                memory_mib=SHAPES[i % len(SHAPES)][1],
+            )
+            for i in range(min(args.requests, SCALING_REQUESTS))
+        ]
+        entry: dict[str, Any] = {"clusters": count // 100}
+        for policy in ("rom", "default"):
+            state = ClusterState(nodes)
+            started = time.perf_counter()
+            scheduler = scheduler_for(state, policy, seed=args.seed)
+            built = time.perf_counter() - started
+            started = time.perf_counter()
+            plan = scheduler.schedule_many(requests)
+            seconds = time.perf_counter() - started
+            entry[policy] = {
+                "decisions_per_s": round(len(requests) / seconds),
+                "scheduled": plan.scheduled,
+                "build_s": round(built, 2),
+            }
+        report[str(count)] = entry
+    return report
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "flat": flat,
+    "hierarchical": hierarchical,
+    "scaling": scaling,
+}
 
 
 def log(message: str) -> None:
@@ -246,7 +391,6 @@ def main() -> None:
     report = {
         "benchmark": "bench_latency",
         "harmonia": __version__,
-        "policy": "latency",
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
