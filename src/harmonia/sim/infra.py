@@ -153,6 +153,29 @@ class Infrastructure:
         )
 
     @classmethod
+    def generate_sized(
+        cls, sizes: Sequence[int], seed: int = 0, *, rtt_matrix_limit: int = RTT_MATRIX_LIMIT
+    ) -> Infrastructure:
+        """Generated clusters of the given sizes (cluster ``k`` gets ``sizes[k]`` nodes).
+
+        :func:`~harmonia.model.generate_nodes` splits nodes evenly, so this generates
+        ``max(sizes)`` per cluster and keeps the first ``sizes[k]`` of cluster ``k``: the
+        same seed gives the same nodes, and a cluster's first nodes do not depend on the
+        other clusters' sizes.
+        """
+        k = len(sizes)
+        if k == 0 or min(sizes) < 1:
+            raise InputError([FieldError("topology.cluster_sizes", "sizes must be >= 1")])
+        largest = max(sizes)
+        generated = generate_nodes(largest * k, k, seed=seed)
+        kept: list[Node] = []
+        for c, size in enumerate(sizes):
+            kept.extend(generated[c * largest : c * largest + size])
+        return cls.from_nodes(
+            kept, clusters=generate_clusters(k), seed=seed, rtt_matrix_limit=rtt_matrix_limit
+        )
+
+    @classmethod
     def from_nodes(
         cls,
         nodes: Sequence[Node],

@@ -8,6 +8,7 @@ they build.
 from __future__ import annotations
 
 import time
+from collections.abc import Generator
 from dataclasses import asdict
 from typing import Any
 
@@ -16,6 +17,7 @@ from harmonia.sim.infra import Infrastructure, load_infrastructure
 from harmonia.sim.metrics import SimResult
 from harmonia.sim.scenario import Scenario
 from harmonia.sim.simulator import ProgressFn, simulate
+from harmonia.traces.events import TaskEvent
 from harmonia.traces.prefetch import read_trace
 from harmonia.traces.source import ReadStats
 
@@ -30,6 +32,8 @@ def build_infrastructure(scenario: Scenario) -> Infrastructure:
             rtt_index=topology.rtt_index,
             seed=scenario.seed,
         )
+    if topology.cluster_sizes is not None:
+        return Infrastructure.generate_sized(topology.cluster_sizes, seed=scenario.seed)
     if topology.nodes is None:  # the scenario's validator makes this unreachable
         raise HarmoniaError("topology needs nodes or nodes_file")
     return Infrastructure.generate(topology.nodes, topology.clusters, seed=scenario.seed)
@@ -49,13 +53,14 @@ def run_scenario(
     infrastructure, not part of ``wall_seconds``).
     """
     stats = ReadStats()
+    trace = scenario.trace
     # A large trace is parsed by a child process on another core (see read_trace), which
-    # starts up while the infrastructure is built.
-    events = read_trace(
-        scenario.trace.format,
-        scenario.trace.path,
-        skip_bad_lines=scenario.trace.skip_bad_lines,
-        stats=stats,
+    # starts up while the infrastructure is built. Without a trace (edge services only)
+    # the event stream is empty.
+    events: Generator[TaskEvent, None, None] = (
+        read_trace(trace.format, trace.path, skip_bad_lines=trace.skip_bad_lines, stats=stats)
+        if trace is not None
+        else _no_events()
     )
     try:
         started = time.perf_counter()
@@ -78,11 +83,16 @@ def run_scenario(
     result.metrics["scenario"] = {
         "name": scenario.name,
         "policy": name,
-        "trace": str(scenario.trace.path),
-        "format": scenario.trace.format,
+        "trace": str(trace.path) if trace is not None else None,
+        "format": trace.format if trace is not None else None,
         "nodes": len(infra),
         "clusters": infra.state.num_clusters,
     }
     result.metrics["trace_read"] = read
     result.metrics["setup_seconds"] = setup
     return result
+
+
+def _no_events() -> Generator[TaskEvent, None, None]:
+    """An empty event stream (a scenario of edge services only)."""
+    yield from ()

@@ -91,10 +91,11 @@ from typing import Any
 
 import numpy as np
 
-from harmonia.model import PlacementRequest, QoSClass
-from harmonia.sched import ClusterState, Code, Decision, Scheduler
+from harmonia.model import HarmoniaError, PlacementRequest, QoSClass
+from harmonia.sched import ClusterState, Code, Decision, scheduler_for
 from harmonia.sched.state import CPU, MEMORY
 from harmonia.sim.capacity import STORAGE, Capacity
+from harmonia.sim.edge import EdgeWorkload, vivaldi_knowledge
 from harmonia.sim.engine import Engine
 from harmonia.sim.infra import Infrastructure
 from harmonia.sim.lc import LCModel
@@ -107,8 +108,8 @@ from harmonia.sim.tasks import DONE, PENDING, RUNNING, TaskLife, waiting
 from harmonia.traces.events import EventKind, TaskEvent
 
 # Event kinds and their priorities at equal times (lower runs first).
-_END, _RECOVER, _FAIL, _TRACE, _STEP = range(5)
-_PRIORITY = {_END: 0, _RECOVER: 1, _FAIL: 2, _TRACE: 3, _STEP: 9}
+_END, _RECOVER, _FAIL, _TRACE, _STEP, _ARRIVE, _REMOVE = range(7)
+_PRIORITY = {_END: 0, _RECOVER: 1, _FAIL: 2, _TRACE: 3, _STEP: 9, _ARRIVE: 3, _REMOVE: 3}
 
 _PROGRESS_EVERY = 20_000  # trace events between progress reports
 PRESSURE_WINDOW = 2_000  # admissions after a misfit during which fit is checked first
@@ -150,9 +151,16 @@ class Simulation:
         self.config = config
         self.seed = seed
         self.state = infra.state.copy()
-        streams = np.random.SeedSequence(seed).spawn(3)
+        # spawn(4): the first three streams are those of runs before edge services.
+        streams = np.random.SeedSequence(seed).spawn(4)
+        self.extra_metrics: dict[str, Any] = {}
+        if config.rtt_knowledge == "vivaldi":
+            # The policy sees estimates; bounds are still checked against infra's truth.
+            self.extra_metrics["rtt_estimate"] = vivaldi_knowledge(
+                infra, self.state, config.vivaldi_probes, seed
+            )
         # A refused placement only needs to be known, not explained (the task waits).
-        self.scheduler = Scheduler(self.state, policy, seed=seed, explain_failures=False)
+        self.scheduler = scheduler_for(self.state, policy, seed=seed, explain_failures=False)
         self.policy = self.scheduler.profile.name
         self.failure_rng = np.random.default_rng(streams[0])
         self.lc_model = (
@@ -162,6 +170,20 @@ class Simulation:
         )
         self.tasks: dict[str, TaskLife] = {}
         self.recorder = Recorder(infra, self.state, self.lc_model)
+        self.edge = (
+            EdgeWorkload(
+                infra,
+                self.state,
+                self.scheduler,
+                config.services,
+                policy=self.policy,
+                rng=np.random.default_rng(streams[3]),
+                recorder=self.recorder,
+                freed=self._edge_freed,
+            )
+            if config.services is not None
+            else None
+        )
         # Aliases of the recorder's counters, read on every event.
         self.counts = self.recorder.counts
         self.events = self.recorder.events
@@ -227,6 +249,12 @@ class Simulation:
         config = self.config
         iterator = iter(events)
         first = next(iterator, None)
+        edge = self.edge
+        if first is not None and edge is not None and edge.planner is not None:
+            raise HarmoniaError(
+                f"policy {self.policy!r} with a trace and services: its failover planner "
+                "would track trace tasks the simulator releases itself; run them apart"
+            )
         step = config.step_s
         start = math.floor(first.time_s / step) * step if first is not None else 0.0
         engine = Engine(start)
@@ -238,6 +266,8 @@ class Simulation:
         engine.register(_TRACE, self._on_trace)
         engine.register(_STEP, self._on_step)
         engine.schedule(start + step, _PRIORITY[_STEP], _STEP)
+        if edge is not None:
+            edge.start(engine, start, _ARRIVE, _REMOVE, _PRIORITY[_ARRIVE])
         if config.failures.enabled:
             first_failures = start + self.failure_rng.exponential(
                 config.failures.mtbf_s, len(self.infra)
@@ -273,6 +303,9 @@ class Simulation:
             wall=wall,
             processed=engine.processed,
         )
+        metrics.update(self.extra_metrics)
+        if edge is not None:
+            metrics["edge"] = edge.metrics()
         return SimResult(metrics, self.recorder.rows)
 
     # -- trace events ---------------------------------------------------------------------
@@ -377,8 +410,11 @@ class Simulation:
         config = self.config.failures
         state = self.state
         self.recorder.node_failures += 1
-        state.set_healthy(state.names[node], False)
         self.capacity.set_placeable(node, False)
+        if self.edge is not None:
+            self.edge.node_failed(node, now)  # marks the node down first (the planner's order)
+        if state.healthy[node]:
+            self.scheduler.set_healthy(state.names[node], False)
         recover_at = now + float(self.failure_rng.exponential(config.mttr_s))
         self.engine.schedule(recover_at, _PRIORITY[_RECOVER], _RECOVER, node)
         assert self.node_tasks is not None
@@ -399,11 +435,18 @@ class Simulation:
     def _on_recover(self, now: float, node: int) -> None:
         state = self.state
         self.recorder.node_recoveries += 1
-        state.set_healthy(state.names[node], True)
+        self.scheduler.set_healthy(state.names[node], True)
         # Becoming placeable counts as growth: it raises the free bound.
         self.capacity.set_placeable(node, bool(self.infra.open[node] and state.schedulable[node]))
         next_failure = now + float(self.failure_rng.exponential(self.config.failures.mtbf_s))
         self.engine.schedule(next_failure, _PRIORITY[_FAIL], _FAIL, node)
+        self._freed(node, now)
+        if self.edge is not None:
+            self.edge.retry(now)
+
+    def _edge_freed(self, node: int, now: float) -> None:
+        """An edge instance released ``node``'s capacity: trace tasks may fit there now."""
+        self.capacity.grew(node)
         self._freed(node, now)
 
     def _on_step(self, now: float, _: Any) -> None:
@@ -509,7 +552,7 @@ class Simulation:
     def _stop_running(self, task: TaskLife) -> int:
         """Release ``task``'s node and forget it there; returns the node."""
         node = task.node
-        self.state.release(node, task.request, task.vector)
+        self.scheduler.release(node, task.request, task.vector)
         self.capacity.grew(node)
         self.running -= 1
         if task.end_t is not None:
