@@ -18,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
-from typing import NamedTuple
 
 import numpy as np
 
@@ -42,17 +41,6 @@ from harmonia.sched.shapes import ShapeCache
 from harmonia.sched.state import BoolArray, ClusterState, FloatArray, IntArray, request_amounts
 
 EXAMPLES_PER_PLUGIN = 3
-FACTS_LIMIT = 1 << 14  # requests whose facts are kept (see Scheduler._learn)
-
-
-class _RequestFacts(NamedTuple):
-    request: PlacementRequest
-    amounts: list[int]
-    vector: IntArray  # read-only
-    requested: tuple[int, ...]  # columns with a non-zero amount
-    shape: bytes  # the vector's bytes, the shape cache's key
-    inapplicable: AbstractSet[str]  # constraint-driven plugins this request does not need
-    unenforced: tuple[str, ...]  # reasons to refuse: constraint types no plugin enforces
 
 
 class Scheduler:
@@ -108,7 +96,6 @@ class Scheduler:
         self._other_scores_with_pre = [
             (p, p.pre_score if isinstance(p, PreScorePlugin) else None) for p in self._other_scores
         ]
-        self._facts: dict[int, _RequestFacts] = {}
         self._shapes = ShapeCache(state, profile, self._row_local_filters, self._row_local_scores)
 
     # -- one request -------------------------------------------------------------------
@@ -152,23 +139,30 @@ class Scheduler:
         prefetch thread runs it too.
         """
         state, profile = self.state, self.profile
-        facts = self._facts.get(id(request))
-        if facts is None or facts.request is not request:
-            facts = self._learn(request)
-        if facts.unenforced:
-            if decision is not None:
-                decision.code = Code.UNRESOLVABLE
-                decision.reasons = list(facts.unenforced)
-            return None
-        inapplicable = facts.inapplicable
+        # NOTE: built inline, not memoized per request object: most hosts pass a fresh
+        # request per instance, and a memo's upkeep then costs more than it saves.
+        amounts = request_amounts(request)
+        vector = np.array(amounts, dtype=np.int64)
+        inapplicable: AbstractSet[str] = self._driven_names
+        # Plugins that enforce constraint types run only for requests that carry one, and
+        # a constraint no plugin of the policy enforces refuses the request.
+        if request.constraints or request.labels:
+            kinds = request.constraint_kinds
+            unenforced = sorted(kinds - profile.constraint_types)
+            if unenforced:
+                if decision is not None:
+                    decision.code = Code.UNRESOLVABLE
+                    decision.reasons = _unenforced_reasons(request, profile.name, unenforced)
+                return None
+            inapplicable = {name for name, types in self._driven if not kinds & types}
         cycle = CycleState(
             request=request,
-            vector=facts.vector,
-            amounts=facts.amounts,
-            requested=facts.requested,
+            vector=vector,
+            amounts=amounts,
+            requested=tuple([i for i, v in enumerate(amounts) if v]),
             rng=self.rng,
             inapplicable=inapplicable,
-            shape=facts.shape,
+            shape=vector.tobytes(),
         )
         skipped: set[str] = set(inapplicable)
         for plugin in profile.pre_filters:
@@ -183,49 +177,6 @@ class Scheduler:
                     decision.reasons = [f"{plugin.name}: {r}" for r in status.reasons]
                 return None
         return cycle, skipped
-
-    def _learn(self, request: PlacementRequest) -> _RequestFacts:
-        """What a decision needs of ``request`` that depends on nothing else.
-
-        NOTE: requests are immutable and hosts such as the simulator pass the same object
-        for every task of a shape, so these facts are kept per object (identity-checked,
-        so a recycled ``id`` cannot match) instead of recomputed per decision.
-        """
-        profile = self.profile
-        amounts = request_amounts(request)
-        vector = np.array(amounts, dtype=np.int64)
-        vector.flags.writeable = False  # shared by every cycle of this request
-        unenforced: tuple[str, ...] = ()
-        inapplicable: AbstractSet[str] = self._driven_names
-        # Plugins that enforce constraint types run only for requests that carry one, and
-        # a constraint no plugin of the policy enforces refuses the request.
-        if request.constraints or request.labels:
-            kinds = request.constraint_kinds
-            missing = sorted(kinds - profile.constraint_types)
-            from_labels = "latency" not in {c.type for c in request.constraints}
-            unenforced = tuple(
-                f"policy {profile.name!r} has no plugin that enforces {t!r} constraints"
-                + (
-                    " (delay labels are latency constraints)"
-                    if t == "latency" and from_labels
-                    else ""
-                )
-                for t in missing
-            )
-            inapplicable = frozenset(name for name, types in self._driven if not kinds & types)
-        facts = _RequestFacts(
-            request,
-            amounts,
-            vector,
-            tuple([i for i, v in enumerate(amounts) if v]),
-            vector.tobytes(),
-            inapplicable,
-            unenforced,
-        )
-        if len(self._facts) >= FACTS_LIMIT:
-            self._facts.clear()
-        self._facts[id(request)] = facts
-        return facts
 
     def prefetch(self, requests: Iterable[PlacementRequest]) -> int:
         """Hint that ``requests`` come soon: build their shapes' cache entries in a
@@ -474,6 +425,15 @@ class Scheduler:
     def set_cordoned(self, name: str, cordoned: bool) -> None:
         """Cordon or uncordon node ``name`` in :attr:`state`."""
         self.state.set_cordoned(name, cordoned)
+
+
+def _unenforced_reasons(request: PlacementRequest, policy: str, types: list[str]) -> list[str]:
+    from_labels = "latency" not in {c.type for c in request.constraints}
+    return [
+        f"policy {policy!r} has no plugin that enforces {t!r} constraints"
+        + (" (delay labels are latency constraints)" if t == "latency" and from_labels else "")
+        for t in types
+    ]
 
 
 def _summarize(decision: Decision) -> str:

@@ -112,7 +112,10 @@ class ShapeCache:
             failure, self._failure = self._failure, None
             raise HarmoniaError(f"the shape prefetch thread failed: {failure}") from failure
         state = self.state
-        key, skipped_here = self.key(cycle, skipped)
+        if self.key_fns or skipped & self.filter_names:
+            key, skipped_here = self.key(cycle, skipped)
+        else:  # the common case, inlined: the key is the shape's bytes
+            key, skipped_here = cycle.shape or cycle.vector.tobytes(), ()
         entry = self.entries.get(key)
         changes = state.changes
         behind = len(changes) - entry.seen if entry is not None else 0
