@@ -234,6 +234,7 @@ class EdgeWorkload:
         self.recovery_s = Samples()
         self.moves = {"failover": 0, "requeue": 0, "migrate": 0, "stranded": 0}
         self.failures_hit = 0
+        self.failover_within = 0  # failover moves whose target meets every bound
 
     # -- engine events ----------------------------------------------------------------------
 
@@ -449,7 +450,9 @@ class EdgeWorkload:
             self._unput(inst)
             self._put(inst, self.state.index[move.target])
             self.placements += 1
+            within = self.recovered_within
             self._judge(inst, inst.node, now)
+            self.failover_within += self.recovered_within - within
         elif move.kind == "requeue":
             self._unput(inst)  # the planner released it in the state already
             self._requeue(inst, now)
@@ -517,6 +520,7 @@ class EdgeWorkload:
                 ),
                 "time_s": {k: recovery[k] for k in ("p50", "p99", "max")},
                 "moves": dict(self.moves),
+                "failover_within_bound": self.failover_within,
             },
         }
         if self.planner is not None:
