@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from harmonia.sim import Infrastructure, SimConfig, SimResult, simulate, simulator
+from harmonia.sim import Infrastructure, SimConfig, SimResult, simulate
 from harmonia.sim.scenario import FailureConfig, LCConfig
 from tests.sim.helpers import conserved, synthetic_events
 
@@ -94,15 +92,3 @@ GOLDEN: dict[str, Any] = {
     "lc_requests": 3686360,
     "cpu_mean": 0.698634,
 }
-
-
-def test_shape_prefetching_changes_no_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Hints to the scheduler's prefetch thread (on by default from 2,000 nodes) only
-    # build cache entries ahead; forced on for this small run, nothing may differ.
-    monkeypatch.setattr(simulator, "PREFETCH_MIN_NODES", 0)
-    monkeypatch.setattr(simulator, "usable_cpus", lambda: 2)
-    hinted = golden_run()
-    monkeypatch.setattr(simulator, "PREFETCH_MIN_NODES", 10**9)
-    plain = golden_run()
-    assert without_wall_clock(hinted.metrics) == without_wall_clock(plain.metrics)
-    assert hinted.timeseries == plain.timeseries

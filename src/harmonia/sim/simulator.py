@@ -83,9 +83,7 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -113,9 +111,6 @@ _PRIORITY = {_END: 0, _RECOVER: 1, _FAIL: 2, _TRACE: 3, _STEP: 9, _ARRIVE: 3, _R
 
 _PROGRESS_EVERY = 20_000  # trace events between progress reports
 PRESSURE_WINDOW = 2_000  # admissions after a misfit during which fit is checked first
-PREFETCH_MIN_NODES = 2_000  # below this a new request shape is cheap to score in place
-PREFETCH_LOOKAHEAD = 16  # trace events between a shape's hint and its submit
-HINTED_LIMIT = 1 << 16  # shapes remembered as hinted
 
 ProgressFn = Callable[[float], None]
 GroupKey = RequestKey
@@ -209,10 +204,6 @@ class Simulation:
         self._last_misfit = -PRESSURE_WINDOW  # admission count at the last misfit
         self._progress: ProgressFn | None = None
         self._next_progress = _PROGRESS_EVERY
-        # Request shapes are built ahead in a second thread when there is a core for it
-        # and the state is big enough that a new shape costs more than the hand-off.
-        self._prefetching = len(self.state) >= PREFETCH_MIN_NODES and usable_cpus() >= 2
-        self._hinted: set[tuple[int, int, int]] = set()
 
     # -- the run --------------------------------------------------------------------------
 
@@ -228,20 +219,6 @@ class Simulation:
             self.scheduler.close()
             if collecting:
                 gc.enable()
-
-    def _hint(self, ev: TaskEvent) -> None:
-        """Tell the scheduler about a request shape a coming SUBMIT will need, so its
-        cache entry is built by the scheduler's prefetch thread meanwhile."""
-        if ev.kind is not EventKind.SUBMIT:
-            return
-        key = self.requests.key_of(ev, self._in_use)
-        shape = key[:3]
-        if shape in self._hinted:
-            return
-        if len(self._hinted) >= HINTED_LIMIT:
-            self._hinted.clear()
-        self._hinted.add(shape)
-        self.scheduler.prefetch((self.requests[key][0],))
 
     def _run(self, events: Iterable[TaskEvent], progress: ProgressFn | None) -> SimResult:
         started = time.perf_counter()
@@ -274,8 +251,6 @@ class Simulation:
             )
             for node, at in enumerate(first_failures.tolist()):
                 engine.schedule(at, _PRIORITY[_FAIL], _FAIL, node)
-        if first is not None and self._prefetching:
-            iterator = _hinting(iterator, self._hint, PREFETCH_LOOKAHEAD)
         source = _timed(first, iterator)
         horizon = config.horizon_s
         until = math.inf if horizon is None else horizon
@@ -622,27 +597,6 @@ class Simulation:
                 break
             self.pending.pop_head(key)
             self._start(task, self.state.index[decision.node], now)
-
-
-def _hinting(
-    events: Iterator[TaskEvent], hint: Callable[[TaskEvent], None], depth: int
-) -> Iterator[TaskEvent]:
-    """``events`` unchanged, each passed to ``hint`` ``depth`` events before it is yielded."""
-    ahead: deque[TaskEvent] = deque()
-    for ev in events:
-        hint(ev)
-        ahead.append(ev)
-        if len(ahead) > depth:
-            yield ahead.popleft()
-    yield from ahead
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (its affinity where the platform tells it)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _timed(first: TaskEvent | None, rest: Iterator[TaskEvent]) -> Iterator[tuple[float, TaskEvent]]:
