@@ -157,9 +157,13 @@ class ClusterState:
         # NOTE: float64 mirrors of the amounts the vectorized scores read. Scoring a new
         # request shape converts whole int64 columns otherwise, a third of its cost at
         # 12,500 nodes. Amounts stay below 2**53, so every mirror value is exact and the
-        # scores equal those computed from the int64 columns.
-        self.free_f: FloatArray = self.free.astype(np.float64, order="F")
-        self.allocated_f: FloatArray = np.zeros((n, NUM_RESOURCES), dtype=np.float64, order="F")
+        # scores equal those computed from the int64 columns. The mirrors follow the
+        # change log lazily (see free_f): reserve and release, far more frequent than new
+        # shapes, do not pay for them.
+        self._free_f: FloatArray = self.free.astype(np.float64, order="F")
+        self._allocated_f: FloatArray = np.zeros((n, NUM_RESOURCES), dtype=np.float64, order="F")
+        self._mirror_epoch = 0
+        self._mirror_seen = 0
         self.allocatable_f: FloatArray = self.allocatable.astype(np.float64, order="F")
         self.divisor_f: FloatArray = self.allocatable_nonzero.astype(np.float64, order="F")
         self.role = np.array([ROLE_CODES[node.role] for node in nodes], dtype=np.int8)
@@ -295,6 +299,37 @@ class ClusterState:
         share: FloatArray = np.divide(used, total, out=np.zeros(NUM_RESOURCES), where=total > 0)
         return share
 
+    @property
+    def free_f(self) -> FloatArray:
+        """:attr:`free` as float64 (exact), up to date with every reserve and release."""
+        self._sync_mirrors()
+        return self._free_f
+
+    @property
+    def allocated_f(self) -> FloatArray:
+        """:attr:`allocated` as float64 (exact), up to date with every reserve and release."""
+        self._sync_mirrors()
+        return self._allocated_f
+
+    def _sync_mirrors(self) -> None:
+        # The log's length and epoch are read before any row is copied: a row changed
+        # meanwhile (by another thread, see sched.shapes) is logged at or after ``end``
+        # and copied again at the next sync, never skipped.
+        epoch, changes = self.epoch, self.changes
+        end = len(changes)
+        if self._mirror_epoch != epoch:
+            # The log was dropped since the last sync: copy everything (rare).
+            self._free_f[:] = self.free
+            self._allocated_f[:] = self.allocated
+        elif self._mirror_seen < end:
+            rows = changes[self._mirror_seen : end]
+            self._free_f[rows] = self.free[rows]
+            self._allocated_f[rows] = self.allocated[rows]
+        else:
+            return
+        self._mirror_epoch = epoch
+        self._mirror_seen = end
+
     # -- mutation ------------------------------------------------------------------
 
     def _changed(self, node: int) -> None:
@@ -327,19 +362,14 @@ class ClusterState:
         if requested is None:
             self.allocated[node] += vec
             self.free[node] -= vec
-            self.allocated_f[node] = self.allocated[node]
-            self.free_f[node] = self.free[node]
         else:
             # NOTE: per-column scalar updates; a row of a column-major array is strided
             # and a whole-row update costs more than the few requested columns.
             allocated, free = self.allocated, self.free
-            allocated_f, free_f = self.allocated_f, self.free_f
             for r in requested:
                 amount = vec[r]
                 allocated[node, r] += amount
                 free[node, r] -= amount
-                allocated_f[node, r] = allocated[node, r]
-                free_f[node, r] = free[node, r]
         if request.service:
             counts = self.service_counts.get(request.service)
             if counts is None:
@@ -370,12 +400,9 @@ class ClusterState:
         counts = self.service_counts.get(request.service) if request.service else None
         if request.service and (counts is None or counts[node] <= 0):
             raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
-        allocated_f, free_f = self.allocated_f, self.free_f
         for r in requested:
             allocated[node, r] -= amounts[r]
             free[node, r] += amounts[r]
-            allocated_f[node, r] = allocated[node, r]
-            free_f[node, r] = free[node, r]
         if counts is not None:
             per_cluster = self.service_cluster_counts[request.service]
             cluster = self.cluster_id[node]
@@ -432,8 +459,9 @@ class ClusterState:
         clone = copy.copy(self)
         clone.allocated = self.allocated.copy(order="F")
         clone.free = self.free.copy(order="F")
-        clone.allocated_f = self.allocated_f.copy(order="F")
-        clone.free_f = self.free_f.copy(order="F")
+        clone._free_f = self.free_f.copy(order="F")  # brought up to date by the property
+        clone._allocated_f = self.allocated_f.copy(order="F")
+        clone._mirror_epoch = clone._mirror_seen = 0
         clone.healthy = self.healthy.copy()
         clone.cordoned = self.cordoned.copy()
         clone.changes = []
