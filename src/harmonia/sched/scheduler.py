@@ -226,7 +226,7 @@ class Scheduler:
             decision.top_scores = self._top_scores(masked, parts)
         # NOTE: argmax picks the lowest node index among equal best scores, which keeps
         # decisions reproducible and comparable to a reference implementation.
-        return int(np.argmax(masked))
+        return int(masked.argmax())
 
     def _select_cached(
         self, cycle: CycleState, skipped: set[str], decision: Decision
@@ -264,7 +264,7 @@ class Scheduler:
             )
         if narrowed:
             totals = np.where(feasible, totals, -np.inf)
-        return int(np.argmax(totals))
+        return int(totals.argmax())  # the method skips np.argmax's dispatch, ~3 µs
 
     def _weighted(self, plugin: ScorePlugin, cycle: CycleState, feasible: BoolArray) -> FloatArray:
         scores = plugin.score(self.state, cycle, feasible)
