@@ -11,14 +11,13 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from harmonia.model import HarmoniaError, QoSClass
+from harmonia.model import FieldError, HarmoniaError, InputError, QoSClass
 from harmonia.traces import (
     FORMATS,
     EventKind,
@@ -226,8 +225,8 @@ def test_the_wire_format_round_trips_every_field_value() -> None:
     ]
     odd = [*events, TaskEvent(time_s=9.0, kind=EventKind.KILL, task="a\nb", job="")]
     for batch in (events, odd, events[:1]):  # one event: itemgetter returns it bare
-        message = pickle.loads(prefetch_module._encode(batch, []))
-        rebuilt = prefetch_module._rebuild(message[1])
+        header, body = prefetch_module._unpack(prefetch_module._encode(batch, []))
+        rebuilt = prefetch_module._rebuild(header, body)
         assert rebuilt == batch
         assert [type(e.spread_job) for e in rebuilt] == [bool] * len(batch)
 
@@ -256,3 +255,19 @@ def test_run_scenario_reports_the_same_with_the_child_even_cut_by_a_horizon(
     assert child["trace_read"] == in_process["trace_read"]
     assert child["events"]["trace"] == in_process["events"]["trace"]
     assert child["tasks"] == in_process["tasks"]
+
+
+def test_errors_travel_as_data_to_the_nearest_known_class() -> None:
+    class Odd(InputError):  # a subclass the parent need not import
+        pass
+
+    sent = Odd([FieldError("rows[3].cpu", "must be >= 0")], "t.csv")
+    sent.add_note("while reading part 2")
+    header, _ = prefetch_module._unpack(prefetch_module._error_message(sent, (1, 2)))
+    got = prefetch_module._rebuild_error(header["error"])
+
+    assert type(got) is InputError
+    assert str(got) == str(sent)
+    assert (got.source, got.errors) == ("t.csv", sent.errors)
+    assert got.__notes__ == ["while reading part 2"]
+    assert header["counters"] == [1, 2]

@@ -4,7 +4,7 @@ Why. The simulator is single-threaded and the machines it runs on have a second 
 Parsing a gzip CSV trace (un-gzip, split, convert, map, build the event) costs the
 in-process readers 8–13 µs per event. :func:`prefetched` runs the normal reader
 (:func:`harmonia.traces.registry.reader_for`) in a child process on that second core and
-streams its events back in batches; what is left to the parent, receiving, unpickling
+streams its events back in batches; what is left to the parent, receiving, decoding
 and rebuilding the objects, is under 3 µs per event. :func:`read_trace` picks the child
 or the in-process reader by the trace's size (see :data:`PREFETCH_MIN_BYTES`).
 
@@ -18,28 +18,35 @@ the main module, as multiprocessing always does: a script that reads a large tra
 needs the usual ``if __name__ == "__main__":`` guard.
 
 Wire format. One :class:`multiprocessing.connection.Connection` (an OS pipe), one message
-per ``send_bytes``, each a tuple pickled with protocol 5. Not a ``Queue``: both processes
-hold both ends of its pipe, so a dead child would leave the parent waiting, not at the
-end of input; and its feeder thread and lock buy nothing for one producer.
+per ``send_bytes``. Not a ``Queue``: both processes hold both ends of its pipe, so a dead
+child would leave the parent waiting, not at the end of input; and its feeder thread and
+lock buy nothing for one producer. Nothing is pickled: a message is data only, a 4-byte
+length, a JSON header, then raw column buffers, so decoding it can build no object but
+strings, numbers and the events themselves.
 
-- ``(BATCH, columns, marks)``: up to ``batch`` events as one column per
-  :class:`~harmonia.traces.events.TaskEvent` field, in field order. Enum fields
-  (``kind``, ``qos_class``) and ``spread_job`` travel as a ``bytes`` of indices into a
-  tuple of their members (unpickling an enum member calls its constructor, about 1 µs
-  each); ``task`` and ``job`` as one string joined by newlines (splitting it is faster
-  than unpickling a list of strings; a value holding a newline keeps the list); the
-  others as plain lists of ``float`` / ``int`` / ``None``. The parent creates the
-  objects and sets their slots column by column (``map`` over the slot descriptors, no
-  Python frame per event), about twice as fast as calling a constructor per event.
-  ``marks`` keeps the reader's counters exact inside a batch (see below).
-- ``(END, counters)``: the stream ended; ``counters`` are the child's
-  :class:`~harmonia.traces.source.ReadStats` as a tuple in field order.
-- ``(ERROR, counters, (type, args, state))``: the reader raised a
+- ``{"tag": BATCH, "n", "marks", "sizes", "lists", "none"}`` + buffers: up to ``batch``
+  events as one buffer per :class:`~harmonia.traces.events.TaskEvent` field, in field
+  order. Floats and ints are little-endian float64 / int64 arrays (``numpy.frombuffer``
+  then ``tolist`` gives the Python values back exactly); enum fields (``kind``,
+  ``qos_class``) and ``spread_job`` one byte each, an index into a tuple of their
+  members; ``task`` and ``job`` UTF-8 text joined by newlines (``sizes`` holds the byte
+  counts; a value holding a newline sends that column as a JSON list in ``lists``
+  instead); ``duration_s`` as float64 with the positions of ``None`` in ``none``. The
+  parent creates the objects and sets their slots column by column (``map`` over the
+  slot descriptors, no Python frame per event), about twice as fast as calling a
+  constructor per event. ``marks`` keeps the reader's counters exact inside a batch
+  (see below).
+- ``{"tag": END, "counters"}``: the stream ended; ``counters`` are the child's
+  :class:`~harmonia.traces.source.ReadStats` as a list in field order.
+- ``{"tag": ERROR, "counters", "error"}``: the reader raised a
   :class:`~harmonia.model.HarmoniaError` (a :class:`TraceError` naming file and line).
-  Sent after the batch holding the events before it, so the parent re-raises it at
-  the same point of the stream, with the same type, message and attributes.
-- ``(CRASH, counters, description, traceback)``: any other exception, which the parent
-  raises as a :class:`HarmoniaError` naming the trace (the child's traceback as a note).
+  ``error`` names the class (``TraceError``, ``InputError`` or ``HarmoniaError``, the
+  nearest of them) and carries its message, field errors, source, line and notes. Sent
+  after the batch holding the events before it, so the parent re-raises it at the same
+  point of the stream, with the same type, message and attributes.
+- ``{"tag": CRASH, "counters", "description", "traceback"}``: any other exception,
+  which the parent raises as a :class:`HarmoniaError` naming the trace (the child's
+  traceback as a note).
 
 Counters. ``stats`` ends with the counters of the in-process reader: its final ones when
 the stream ends or fails; when the consumer stops early (a replay's horizon), the ones
@@ -64,10 +71,11 @@ parent dies, the child's next write fails and it exits.
 from __future__ import annotations
 
 import bisect
+import json
 import multiprocessing
 import os
-import pickle
 import signal
+import struct
 import sys
 import traceback
 from collections import deque
@@ -83,8 +91,10 @@ from pathlib import Path
 from types import MemberDescriptorType
 from typing import Any, cast
 
-from harmonia.model import HarmoniaError, QoSClass
-from harmonia.traces.events import EventKind, TaskEvent
+import numpy as np
+
+from harmonia.model import FieldError, HarmoniaError, InputError, QoSClass
+from harmonia.traces.events import EventKind, TaskEvent, TraceError
 from harmonia.traces.mapping import DEFAULT_MAPPING, ResourceMapping
 from harmonia.traces.registry import reader_for
 from harmonia.traces.source import ReadStats
@@ -119,9 +129,31 @@ _ENCODE: tuple[dict[Any, int] | None, ...] = tuple(
     None if table is None else {member: i for i, member in enumerate(table)} for table in _DECODE
 )
 _GETTERS = tuple(attrgetter(name) for name in _FIELDS)
-# String fields sent as one string joined by the separator.
-_JOINED = frozenset({"task", "job"})
 _SEPARATOR = "\n"
+# How each field travels (see the module doc); a field added to TaskEvent must be added
+# here, or importing this module fails.
+_CODECS: dict[str, str] = {
+    "time_s": "f8",
+    "kind": "table",
+    "task": "text",
+    "job": "text",
+    "qos_class": "table",
+    "priority": "i8",
+    "cpu_m": "i8",
+    "memory_mib": "i8",
+    "disk_mib": "i8",
+    "duration_s": "f8?",
+    "spread_job": "table",
+}
+if set(_CODECS) != set(_FIELDS):
+    raise ImportError(f"prefetch codecs {sorted(_CODECS)} do not match TaskEvent {_FIELDS}")
+_CODEC = tuple(_CODECS[name] for name in _FIELDS)
+_LENGTH = struct.Struct("<I")
+_ERROR_TYPES: dict[str, type[HarmoniaError]] = {
+    "TraceError": TraceError,
+    "InputError": InputError,
+    "HarmoniaError": HarmoniaError,
+}
 
 
 def _slot_setters() -> tuple[Any, ...] | None:
@@ -293,11 +325,11 @@ def _stream(
         if process.pid is None:
             _start(process, sender)
         while True:
-            message = _receive(receiver, process, path)
-            tag = message[0]
+            message, body = _receive(receiver, process, path)
+            tag = message["tag"]
             if tag == _BATCH:
-                events = _rebuild(message[1])
-                marks = message[2]
+                events = _rebuild(message, body)
+                marks = [(position, tuple(counters)) for position, counters in message["marks"]]
                 pending = iter(events)
                 yield from pending
                 base = _counters_at(base, marks, len(events) - 1)
@@ -306,12 +338,12 @@ def _stream(
                 _store(stats, initial, base)
                 continue
             finished = True
-            _store(stats, initial, message[1])
+            _store(stats, initial, tuple(message["counters"]))
             if tag == _END:
                 return
             if tag == _ERROR:
-                raise _rebuild_error(message[2])
-            raise _crash(format, path, message[2], message[3])
+                raise _rebuild_error(message["error"])
+            raise _crash(format, path, message["description"], message["traceback"])
     finally:
         if not finished:
             # Stopped early (closed, or the consumer or the transport raised): the
@@ -362,7 +394,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _receive(receiver: Connection, process: BaseProcess, path: str) -> tuple[Any, ...]:
+def _receive(
+    receiver: Connection, process: BaseProcess, path: str
+) -> tuple[dict[str, Any], memoryview]:
     try:
         data = receiver.recv_bytes()
     except (EOFError, OSError):
@@ -371,22 +405,49 @@ def _receive(receiver: Connection, process: BaseProcess, path: str) -> tuple[Any
             f"{path}: the trace reader process ended before the end of the trace "
             f"(exit code {process.exitcode})"
         ) from None
-    return cast(tuple[Any, ...], pickle.loads(data))
+    return _unpack(data)
 
 
-def _rebuild(columns: tuple[Any, ...]) -> list[TaskEvent]:
-    decoded = [
-        _members(table, column)
-        if table is not None
-        else column.split(_SEPARATOR)
-        if type(column) is str
-        else column
-        for table, column in zip(_DECODE, columns, strict=True)
-    ]
+def _pack(header: dict[str, Any], buffers: tuple[bytes, ...] = ()) -> bytes:
+    head = json.dumps(header, separators=(",", ":")).encode()
+    return b"".join((_LENGTH.pack(len(head)), head, *buffers))
+
+
+def _unpack(data: bytes) -> tuple[dict[str, Any], memoryview]:
+    (size,) = _LENGTH.unpack_from(data)
+    end = _LENGTH.size + size
+    return json.loads(data[_LENGTH.size : end]), memoryview(data)[end:]
+
+
+def _rebuild(header: dict[str, Any], body: memoryview) -> list[TaskEvent]:
+    """The events of a BATCH message."""
+    n: int = header["n"]
+    offset = 0
+    decoded: list[Any] = []
+    for name, codec, table in zip(_FIELDS, _CODEC, _DECODE, strict=True):
+        if codec == "table":
+            assert table is not None
+            decoded.append(_members(table, bytes(body[offset : offset + n])))
+            offset += n
+        elif codec == "text":
+            listed = header["lists"].get(name)
+            if listed is not None:
+                decoded.append(listed)
+                continue
+            size = header["sizes"][name]
+            decoded.append(str(body[offset : offset + size], "utf-8").split(_SEPARATOR))
+            offset += size
+        else:
+            values = np.frombuffer(body[offset : offset + 8 * n], dtype="<" + codec[:2])
+            column = values.tolist()
+            for position in header["none"].get(name, ()):
+                column[position] = None
+            decoded.append(column)
+            offset += 8 * n
     if _SETTERS is None:
         return list(map(TaskEvent, *decoded))
     new = object.__new__
-    events: list[TaskEvent] = list(map(new, repeat(TaskEvent, len(columns[0]))))
+    events: list[TaskEvent] = list(map(new, repeat(TaskEvent, n)))
     consume = deque[Any](maxlen=0).extend
     for setter, column in zip(_SETTERS, decoded, strict=True):
         consume(map(setter, events, column))
@@ -427,14 +488,36 @@ def _store(stats: ReadStats, initial: tuple[int, ...], child: tuple[int, ...]) -
         setattr(stats, name, before + counted)
 
 
-def _rebuild_error(
-    payload: tuple[type[HarmoniaError], tuple[Any, ...], dict[str, Any]],
-) -> HarmoniaError:
-    # Not pickle's own way for exceptions, which calls type(*args): TraceError's
-    # constructor does not take its message back.
-    kind, args, state = payload
-    error = kind.__new__(kind, *args)
-    error.__dict__.update(state)
+def _error_payload(exc: HarmoniaError) -> dict[str, Any]:
+    """What re-raising ``exc`` in the parent takes, as data."""
+    kind = next(k for k in (TraceError, InputError, HarmoniaError) if isinstance(exc, k))
+    payload: dict[str, Any] = {
+        "type": kind.__name__,
+        "args": [str(arg) for arg in exc.args],
+        "notes": list(getattr(exc, "__notes__", ())),
+    }
+    if isinstance(exc, InputError):
+        payload["source"] = exc.source
+        payload["errors"] = [[e.path, e.message] for e in exc.errors]
+    if isinstance(exc, TraceError):
+        payload["line"] = exc.line
+    return payload
+
+
+def _rebuild_error(payload: dict[str, Any]) -> HarmoniaError:
+    # Attributes are set directly: TraceError's constructor does not take its message back.
+    kind = _ERROR_TYPES[payload["type"]]
+    error = kind.__new__(kind)
+    error.args = tuple(payload["args"])
+    if "errors" in payload:
+        error.__dict__.update(
+            errors=tuple(FieldError(path, message) for path, message in payload["errors"]),
+            source=payload["source"],
+        )
+    if "line" in payload:
+        error.__dict__["line"] = payload["line"]
+    for note in payload["notes"]:
+        error.add_note(note)
     return error
 
 
@@ -488,7 +571,7 @@ def _messages(batches: Iterator[bytes], stats: ReadStats) -> Iterator[bytes]:
         try:
             data = next(batches)
         except StopIteration:
-            final = _dumps((_END, _counters(stats)))
+            final = _pack({"tag": _END, "counters": _counters(stats)})
         except HarmoniaError as exc:
             final = _error_message(exc, _counters(stats))
         except Exception as exc:
@@ -501,17 +584,18 @@ def _messages(batches: Iterator[bytes], stats: ReadStats) -> Iterator[bytes]:
 
 
 def _error_message(exc: HarmoniaError, counters: tuple[int, ...]) -> bytes:
-    try:
-        data = _dumps((_ERROR, counters, (type(exc), exc.args, vars(exc))))
-        pickle.loads(data)  # what the parent will do: a class it cannot import fails here
-    except Exception:
-        return _crash_message(exc, counters)
-    return data
+    return _pack({"tag": _ERROR, "counters": counters, "error": _error_payload(exc)})
 
 
 def _crash_message(exc: BaseException, counters: tuple[int, ...]) -> bytes:
-    description = f"{type(exc).__name__}: {exc}"
-    return _dumps((_CRASH, counters, description, "".join(traceback.format_exception(exc))))
+    return _pack(
+        {
+            "tag": _CRASH,
+            "counters": counters,
+            "description": f"{type(exc).__name__}: {exc}",
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+    )
 
 
 def _batches(
@@ -522,8 +606,8 @@ def _batches(
     stats: ReadStats,
     size: int,
 ) -> Iterator[bytes]:
-    """Pickled ``(BATCH, columns, marks)`` messages; a reader's exception comes out after
-    the batch of the events before it."""
+    """Encoded BATCH messages; a reader's exception comes out after the batch of the
+    events before it."""
     pending: list[TaskEvent] = []
     marks: list[tuple[int, tuple[int, ...]]] = []
     # Reading the dataclass's __dict__ directly: three lookups and a C-level sum per
@@ -556,21 +640,30 @@ def _batches(
 
 
 def _encode(events: list[TaskEvent], marks: list[tuple[int, tuple[int, ...]]]) -> bytes:
-    columns: list[Any] = []
-    for name, getter, index in zip(_FIELDS, _GETTERS, _ENCODE, strict=True):
-        values = map(getter, events)
-        if index is not None:
-            columns.append(bytes(map(index.__getitem__, values)))
-        elif name in _JOINED:
-            texts = list(values)
-            text = _SEPARATOR.join(texts)
-            # One string splits back faster than a list of strings unpickles; a value
-            # holding the separator itself keeps the list.
-            columns.append(text if text.count(_SEPARATOR) == len(texts) - 1 else texts)
+    """A BATCH message of ``events`` (see the module doc)."""
+    n = len(events)
+    header: dict[str, Any] = {"tag": _BATCH, "n": n, "marks": marks, "sizes": {}, "lists": {}}
+    nones: dict[str, list[int]] = {}
+    buffers: list[bytes] = []
+    for name, getter, codec, index in zip(_FIELDS, _GETTERS, _CODEC, _ENCODE, strict=True):
+        values = list(map(getter, events))
+        if codec == "table":
+            assert index is not None
+            buffers.append(bytes(map(index.__getitem__, values)))
+        elif codec == "text":
+            text = _SEPARATOR.join(values)
+            if text.count(_SEPARATOR) != n - 1:  # a value holds the separator itself
+                header["lists"][name] = values
+                continue
+            data = text.encode()
+            header["sizes"][name] = len(data)
+            buffers.append(data)
         else:
-            columns.append(list(values))
-    return _dumps((_BATCH, tuple(columns), marks))
-
-
-def _dumps(message: tuple[Any, ...]) -> bytes:
-    return pickle.dumps(message, protocol=5)
+            if codec == "f8?":
+                missing = [i for i, v in enumerate(values) if v is None]
+                if missing:
+                    nones[name] = missing
+                    values = [np.nan if v is None else v for v in values]
+            buffers.append(np.array(values, dtype="<" + codec[:2]).tobytes())
+    header["none"] = nones
+    return _pack(header, tuple(buffers))
