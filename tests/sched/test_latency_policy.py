@@ -350,12 +350,9 @@ class Run:
     placed: list[tuple[int, PlacementRequest]] = field(default_factory=list)
 
 
-@pytest.mark.parametrize(
-    ("seed", "tight", "prefetch"),
-    [(1, False, False), (2, False, False), (3, True, False), (4, True, False), (5, False, True)],
-)
+@pytest.mark.parametrize(("seed", "tight"), [(1, False), (2, False), (3, True), (4, True)])
 def test_cached_and_uncached_latency_schedulers_decide_alike(
-    seed: int, tight: bool, prefetch: bool, monkeypatch: pytest.MonkeyPatch
+    seed: int, tight: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if tight:
         # Drop the change log every 7 changes and recompute past 2 changed rows.
@@ -400,10 +397,6 @@ def test_cached_and_uncached_latency_schedulers_decide_alike(
                 labels=labels,
                 constraints=constraints,
             )
-            if prefetch:
-                # The shape thread runs the pre-filters (Latency's too) while this thread
-                # changes the state.
-                cached.scheduler.prefetch([request])
             a = cached.scheduler.schedule(request)
             b = full.scheduler.schedule(request)
             assert a == b, f"step {step}: {a.summary()} != {b.summary()}"
@@ -419,7 +412,6 @@ def test_cached_and_uncached_latency_schedulers_decide_alike(
                 assert not [
                     j for j in range(n) if fits(state, request, j) and world.bound_ok(request, j)
                 ], (step, request, a.reasons)
-    cached.scheduler.close()
     assert decided > 300
     assert cached.state.allocated.tolist() == full.state.allocated.tolist()
 

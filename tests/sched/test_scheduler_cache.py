@@ -19,7 +19,6 @@ from harmonia.model import (
     AntiAffinityConstraint,
     Constraint,
     DirectConstraint,
-    HarmoniaError,
     LabelExpression,
     Node,
     NodeAffinityConstraint,
@@ -153,9 +152,8 @@ class Run:
     placed: list[tuple[int, PlacementRequest]] = field(default_factory=list)
 
 
-def run_lockstep(policy: str, seed: int, steps: int, *, prefetch: bool = False) -> tuple[Run, Run]:
+def run_lockstep(policy: str, seed: int, steps: int) -> tuple[Run, Run]:
     rng = random.Random(seed)
-    hints = random.Random(seed + 1000)  # shapes hinted to the prefetch thread
     nodes = random_nodes(rng)
     cached_state, full_state = ClusterState(nodes), ClusterState(nodes)
     # scheduler_for, as hosts build them: delegated policies get a DelegatingScheduler,
@@ -163,12 +161,6 @@ def run_lockstep(policy: str, seed: int, steps: int, *, prefetch: bool = False) 
     cached = Run(cached_state, scheduler_for(cached_state, policy, seed=seed))
     full = Run(full_state, scheduler_for(full_state, policy, seed=seed, cache=False))
     decisions = 0
-    if prefetch:
-        # Entries built with the host idle (close() waits for the queue to drain): the
-        # lookups below must start from them, refreshed by the rows changed since.
-        cached.scheduler.prefetch([random_request(hints, -i) for i in range(1, 8)])
-        cached.scheduler.close()
-        assert cached.scheduler.prefetched > 0
     for step in range(steps):
         roll = rng.random()
         if roll < 0.3 and cached.placed:
@@ -186,10 +178,6 @@ def run_lockstep(policy: str, seed: int, steps: int, *, prefetch: bool = False) 
                 run.state.set_cordoned(name, cordoned)
         else:
             request = random_request(rng, step)
-            if prefetch:
-                # The thread builds entries while this thread changes the state: the
-                # request itself (sometimes just in time) and random other shapes.
-                cached.scheduler.prefetch([request, random_request(hints, step)])
             a = cached.scheduler.schedule(request)
             b = full.scheduler.schedule(request)
             assert a == b, f"step {step}: {a.summary()} != {b.summary()}"
@@ -237,44 +225,6 @@ def test_cached_and_full_paths_decide_alike(
         # The float64 mirrors the vector scores read follow every reserve and release.
         assert (run.state.free_f == run.state.free).all()
         assert (run.state.allocated_f == run.state.allocated).all()
-
-
-@pytest.mark.parametrize("policy", ["default", "binpack", "spread"])
-@pytest.mark.parametrize("tight", [False, True])
-def test_prefetched_entries_decide_like_the_full_path(
-    policy: str, tight: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if tight:
-        monkeypatch.setattr(state_module, "CHANGE_LOG_LIMIT", 7)
-        monkeypatch.setattr(shapes_module, "ROW_REFRESH_LIMIT", 2)
-    cached, full = run_lockstep(policy, 5, steps=600, prefetch=True)
-    cached.scheduler.close()
-
-    assert cached.state.allocated.tolist() == full.state.allocated.tolist()
-
-
-def test_prefetch_thread_failure_surfaces_in_the_next_decision() -> None:
-    state = ClusterState([make_node("n0", cpu=4000, mem=4096)])
-    scheduler = Scheduler(state)
-
-    def broken(request: PlacementRequest) -> None:
-        raise RuntimeError("boom")
-
-    scheduler._shapes.prefetch([make_request("r0", cpu=100, mem=100)], broken)
-    scheduler._shapes._worker.join(timeout=10)  # type: ignore[union-attr]
-
-    with pytest.raises(HarmoniaError, match="prefetch thread failed: boom"):
-        scheduler.schedule(make_request("r1", cpu=100, mem=100))
-    # Reported once; decisions go on without the thread.
-    assert scheduler.schedule(make_request("r2", cpu=100, mem=100)).node == "n0"
-    scheduler.close()
-
-
-def test_close_without_prefetch_is_a_no_op_and_prefetch_needs_the_cache() -> None:
-    state = ClusterState([make_node("n0", cpu=4000, mem=4096)])
-    uncached = Scheduler(state, cache=False)
-    assert uncached.prefetch([make_request("r0", cpu=100, mem=100)]) == 0
-    uncached.close()
 
 
 def test_built_in_policies_are_all_exercised() -> None:

@@ -116,7 +116,7 @@ class Topology:
     def __init__(self, names: Sequence[str], rtt_ms: npt.ArrayLike) -> None:
         names = tuple(names)
         rtt = np.asarray(rtt_ms, dtype=np.float32)
-        errors = _check_names(names) + _check_matrix(rtt, len(names))
+        errors = check_names(names) + _check_matrix(rtt, len(names))
         if errors:
             raise InputError(_capped(errors), "topology")
         self._set(names, rtt)
@@ -258,7 +258,7 @@ class Topology:
         if not 0.0 <= jitter < 1.0:
             raise InputError([FieldError("jitter", f"must be in [0, 1), got {jitter}")])
         names = tuple(node.name for node in nodes)
-        name_errors = _check_names(names)
+        name_errors = check_names(names)
         if name_errors:
             raise InputError(_capped(name_errors), "topology")
         n = len(nodes)
@@ -407,7 +407,8 @@ def _positions(nodes: Sequence[Node]) -> tuple[FloatArray, FloatArray]:
     return lat.astype(np.float32), lon.astype(np.float32)
 
 
-def _check_names(names: tuple[str, ...]) -> list[FieldError]:
+def check_names(names: tuple[str, ...]) -> list[FieldError]:
+    """Every name a non-empty string, none repeated; one error per offending entry."""
     errors = [
         FieldError(f"names[{i}]", "must be a non-empty string")
         for i, name in enumerate(names)

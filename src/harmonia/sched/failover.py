@@ -104,7 +104,13 @@ from harmonia.model.request import DELAY_LABEL_PREFIX
 from harmonia.sched.framework import Code, CycleState, FilterPlugin, PreFilterPlugin
 from harmonia.sched.plugins.direct import Direct
 from harmonia.sched.plugins.geo import Geo
-from harmonia.sched.plugins.latency import Latency, LatencyConfig, NearestInstances, float32_limit
+from harmonia.sched.plugins.latency import (
+    Latency,
+    LatencyConfig,
+    NearestInstances,
+    delay_ms,
+    float32_limit,
+)
 from harmonia.sched.plugins.node_affinity import NodeAffinity
 from harmonia.sched.plugins.taints import TaintToleration
 from harmonia.sched.rtt import RttSource
@@ -1050,14 +1056,6 @@ def _bounded(request: PlacementRequest) -> bool:
     return bool(request.constraint_kinds & BOUND_KINDS)
 
 
-def _delay_ms(value: str) -> float | None:
-    try:
-        ms = float(value)
-    except ValueError:
-        return None
-    return ms if math.isfinite(ms) and ms > 0 else None
-
-
 def _parse(state: ClusterState, request: PlacementRequest) -> _Bounds:
     """Split ``request``'s bounds: references to services (whose instances move in a
     failover, so the planner evaluates them itself) and the rest, left in ``static`` for
@@ -1067,7 +1065,7 @@ def _parse(state: ClusterState, request: PlacementRequest) -> _Bounds:
     services: dict[str, float] = {}
     for label, value in request.labels.items():
         name = label[len(DELAY_LABEL_PREFIX) :] if label.startswith(DELAY_LABEL_PREFIX) else ""
-        ms = _delay_ms(value)
+        ms = delay_ms(value)
         if name and name not in state.index:
             if ms is None:
                 raise StateError(

@@ -135,8 +135,7 @@ class Scheduler:
         """The request's cycle after the pre-filters, and the plugins that sit it out.
 
         ``None`` when the request is refused before filtering; ``decision`` (if given)
-        then says why. Reads the state and writes only the new cycle, so the shape
-        prefetch thread runs it too.
+        then says why.
         """
         state, profile = self.state, self.profile
         # NOTE: built inline, not memoized per request object: most hosts pass a fresh
@@ -177,25 +176,6 @@ class Scheduler:
                     decision.reasons = [f"{plugin.name}: {r}" for r in status.reasons]
                 return None
         return cycle, skipped
-
-    def prefetch(self, requests: Iterable[PlacementRequest]) -> int:
-        """Hint that ``requests`` come soon: build their shapes' cache entries in a
-        background thread (see :mod:`harmonia.sched.shapes`). Decisions are the same with
-        or without it; only faster on a machine with a core to spare. Returns how many
-        were queued. Call :meth:`close` when done.
-        """
-        if not self.cache:
-            return 0
-        return self._shapes.prefetch(requests, self._prepare)
-
-    @property
-    def prefetched(self) -> int:
-        """Cache entries the prefetch thread built so far."""
-        return self._shapes.prefetched
-
-    def close(self) -> None:
-        """Stop the prefetch thread, if one was started."""
-        self._shapes.close()
 
     def _select_full(
         self, cycle: CycleState, skipped: set[str], decision: Decision, explain: bool
@@ -398,15 +378,7 @@ class Scheduler:
         on_decision: Callable[[Decision], None] | None = None,
     ) -> Plan:
         """Decide requests one after another; each decision sees the previous reservations."""
-        started = time.monotonic()
-        plan = Plan()
-        for request in requests:
-            decision = self.schedule(request, explain=explain)
-            plan.decisions.append(decision)
-            if on_decision is not None:
-                on_decision(decision)
-        plan.seconds = time.monotonic() - started
-        return plan
+        return decide_each(self.schedule, requests, explain=explain, on_decision=on_decision)
 
     # -- host-facing mutators ------------------------------------------------------------
     # Hosts change placements and node health through the scheduler rather than its state,
@@ -425,6 +397,25 @@ class Scheduler:
     def set_cordoned(self, name: str, cordoned: bool) -> None:
         """Cordon or uncordon node ``name`` in :attr:`state`."""
         self.state.set_cordoned(name, cordoned)
+
+
+def decide_each(
+    schedule: Callable[..., Decision],
+    requests: Iterable[PlacementRequest],
+    *,
+    explain: bool,
+    on_decision: Callable[[Decision], None] | None,
+) -> Plan:
+    """``schedule_many`` of any scheduler: ``schedule(request, explain=...)`` in turn."""
+    started = time.monotonic()
+    plan = Plan()
+    for request in requests:
+        decision = schedule(request, explain=explain)
+        plan.decisions.append(decision)
+        if on_decision is not None:
+            on_decision(decision)
+    plan.seconds = time.monotonic() - started
+    return plan
 
 
 def _unenforced_reasons(request: PlacementRequest, policy: str, types: list[str]) -> list[str]:

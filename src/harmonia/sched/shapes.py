@@ -1,37 +1,23 @@
-"""Per-shape cache of the row-local plugins' results, refreshed row by row, and its prefetcher.
+"""Per-shape cache of the row-local plugins' results, refreshed row by row.
 
 A row-local plugin (fit, the allocation scores, the taint filter) gives node i a result
 that depends only on row i and the request, so for one request *shape* (resource vector,
 skipped row-local filters, plugin cache keys) the combined feasibility mask and weighted
 score over all nodes can be kept and reused. After a placement or release only the rows
 in the state's change log since the entry was last brought up to date are recomputed,
-through the plugins' scalar paths (bit-identical to their vector paths).
-
-Building an entry for a shape never seen costs a few dozen vector operations over all
-nodes, about 0.3 ms at 12,500 nodes; traces whose jobs each ask for a different shape pay
-it on most jobs. A host that knows its next requests (the simulator reads its trace ahead)
-can :meth:`ShapeCache.prefetch` them: a background thread builds their entries while the
-host goes on. NumPy releases the GIL inside its vector loops, so on a machine with a
-second core the build overlaps the host's own work, much as kube-scheduler spreads
-filtering and scoring over goroutines.
-
-Why prefetched entries are exact: an entry records the state's change-log position and
-epoch *before* it reads any row. A row written while the build runs is logged at or after
-that position, so the first lookup refreshes it from the row's final values; rows not
-logged since did not change during the build. An entry whose epoch has passed is rebuilt.
+through the plugins' scalar paths (bit-identical to their vector paths). Building an
+entry for a shape never seen costs a few dozen vector operations over all nodes, about
+0.3 ms at 12,500 nodes. An entry whose epoch has passed (the log was dropped) is rebuilt.
 """
 
 from __future__ import annotations
 
 import math
-import queue
-import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import numpy as np
 
-from harmonia.model import HarmoniaError, PlacementRequest
 from harmonia.sched.framework import (
     CycleState,
     Profile,
@@ -43,12 +29,6 @@ from harmonia.sched.state import BoolArray, ClusterState, FloatArray, NodeRow
 CACHE_BYTES = 64 << 20
 # Past this many changed rows a full vector recompute is cheaper than the scalar path.
 ROW_REFRESH_LIMIT = 64
-# Requests waiting for the prefetch thread; beyond this, new ones are dropped.
-PREFETCH_QUEUE_LIMIT = 4096
-
-#: Builds the cycle of a request as a decision would (pre-filters run) and returns it with
-#: the plugins that skip it, or ``None`` when the request would be refused before filtering.
-Prepare = Callable[[PlacementRequest], "tuple[CycleState, set[str]] | None"]
 
 
 @dataclass
@@ -86,12 +66,6 @@ class ShapeCache:
         self.entries: dict[Hashable, ShapeEntry] = {}
         # Each entry holds a bool and a float64 per node; keep the cache near 64 MB.
         self.limit = max(8, CACHE_BYTES // (9 * max(len(state), 1)))
-        self.prefetched = 0  # entries the prefetch thread built
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[PlacementRequest | None] = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._prepare: Prepare | None = None
-        self._failure: BaseException | None = None
 
     # -- lookup ----------------------------------------------------------------------------
 
@@ -108,9 +82,6 @@ class ShapeCache:
 
     def entry(self, cycle: CycleState, skipped: set[str]) -> ShapeEntry:
         """The entry of ``cycle``'s shape, brought up to date with the state."""
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            raise HarmoniaError(f"the shape prefetch thread failed: {failure}") from failure
         state = self.state
         if self.key_fns or skipped & self.filter_names:
             key, skipped_here = self.key(cycle, skipped)
@@ -162,7 +133,6 @@ class ShapeCache:
 
     def _build(self, cycle: CycleState, skipped_here: tuple[str, ...]) -> ShapeEntry:
         state = self.state
-        # Read before any row (see the module doc).
         epoch, seen = state.epoch, len(state.changes)
         active = self._active(skipped_here)
         mask, base = self.vectors(cycle, active)
@@ -170,17 +140,10 @@ class ShapeCache:
             mask, base, int(np.count_nonzero(mask)), epoch, seen, [p.filter_node for p in active]
         )
 
-    def _store(self, key: Hashable, entry: ShapeEntry, *, replace: bool = True) -> bool:
-        """Keep ``entry``; with ``replace=False`` only over an entry of an older epoch."""
-        with self._lock:
-            current = self.entries.get(key)
-            if current is not None:
-                if not replace and current.epoch >= entry.epoch:
-                    return False
-            elif len(self.entries) >= self.limit:
-                del self.entries[next(iter(self.entries))]
-            self.entries[key] = entry
-            return True
+    def _store(self, key: Hashable, entry: ShapeEntry) -> None:
+        if key not in self.entries and len(self.entries) >= self.limit:
+            del self.entries[next(iter(self.entries))]
+        self.entries[key] = entry
 
     def vectors(
         self, cycle: CycleState, filters: list[RowLocalFilterPlugin]
@@ -203,64 +166,6 @@ class ShapeCache:
         if base is None:
             base = np.zeros(len(state), dtype=np.float64)
         return mask, np.where(mask, base, -np.inf)
-
-    # -- prefetch ---------------------------------------------------------------------------
-
-    def prefetch(self, requests: Iterable[PlacementRequest], prepare: Prepare) -> int:
-        """Queue ``requests`` for the background thread; returns how many were queued.
-
-        Shapes already cached are skipped when their turn comes. When more than
-        :data:`PREFETCH_QUEUE_LIMIT` wait, the rest are not queued: their decisions
-        build the entries themselves.
-        """
-        self._prepare = prepare
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(
-                target=self._work, name="harmonia-shape-prefetch", daemon=True
-            )
-            self._worker.start()
-        queued = 0
-        for request in requests:
-            if self._queue.qsize() >= PREFETCH_QUEUE_LIMIT:
-                break
-            self._queue.put(request)
-            queued += 1
-        return queued
-
-    def close(self) -> None:
-        """Stop the prefetch thread (if started) and wait for it."""
-        worker = self._worker
-        if worker is None:
-            return
-        self._queue.put(None)
-        worker.join()
-        self._worker = None
-
-    def _work(self) -> None:
-        while True:
-            request = self._queue.get()
-            if request is None:
-                return
-            try:
-                self._prefetch_one(request)
-            except BaseException as error:  # re-raised in the host thread, never lost
-                self._failure = error
-                return
-
-    def _prefetch_one(self, request: PlacementRequest) -> None:
-        assert self._prepare is not None
-        prepared = self._prepare(request)
-        if prepared is None:
-            return
-        cycle, skipped = prepared
-        key, skipped_here = self.key(cycle, skipped)
-        current = self.entries.get(key)
-        if current is not None and current.epoch == self.state.epoch:
-            return
-        entry = self._build(cycle, skipped_here)
-        # The host may have built it meanwhile; its entry is as exact, keep it.
-        if self._store(key, entry, replace=False):
-            self.prefetched += 1
 
 
 __all__ = ["CACHE_BYTES", "ROW_REFRESH_LIMIT", "ShapeCache", "ShapeEntry"]

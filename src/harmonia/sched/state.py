@@ -312,9 +312,6 @@ class ClusterState:
         return self._allocated_f
 
     def _sync_mirrors(self) -> None:
-        # The log's length and epoch are read before any row is copied: a row changed
-        # meanwhile (by another thread, see sched.shapes) is logged at or after ``end``
-        # and copied again at the next sync, never skipped.
         epoch, changes = self.epoch, self.changes
         end = len(changes)
         if self._mirror_epoch != epoch:

@@ -216,7 +216,6 @@ class Simulation:
         try:
             return self._run(events, progress)
         finally:
-            self.scheduler.close()
             if collecting:
                 gc.enable()
 

@@ -39,7 +39,6 @@ are found in its change log before the next decision.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 from typing import NamedTuple
@@ -66,7 +65,7 @@ from harmonia.sched.hierarchy.wrappers import GlobalFilter, GlobalScore, RootCon
 from harmonia.sched.plugins import Direct, Geo, Latency, NodeResourcesFit
 from harmonia.sched.plugins.resource_fit import fmt
 from harmonia.sched.policies import DelegatedProfile, get_policy
-from harmonia.sched.scheduler import Scheduler
+from harmonia.sched.scheduler import Scheduler, decide_each
 from harmonia.sched.state import (
     BoolArray,
     ClusterState,
@@ -100,7 +99,7 @@ class DelegatingScheduler:
     """Places requests root → cluster → node with a delegated policy (``rom``, ``ldp``).
 
     The same public interface as :class:`~harmonia.sched.Scheduler` (``schedule``,
-    ``schedule_many``, ``prefetch``, ``close``, ``state``, ``profile``) and the host-facing
+    ``schedule_many``, ``state``, ``profile``) and the host-facing
     mutators ``release``, ``set_healthy`` and ``set_cordoned``. ``state`` is the global
     state; :attr:`clusters` holds each cluster's sub-state and scheduler, :attr:`rows` the
     aggregated cluster rows the root ranks. ``node_policy`` replaces the policy's
@@ -488,7 +487,7 @@ class DelegatingScheduler:
         head = f"0/{k} clusters are available"
         return [f"{head}: {', '.join(counts)}" if counts else head, *lines]
 
-    # -- batches and hints -------------------------------------------------------------
+    # -- batches -------------------------------------------------------------
 
     def schedule_many(
         self,
@@ -498,29 +497,7 @@ class DelegatingScheduler:
         on_decision: Callable[[Decision], None] | None = None,
     ) -> Plan:
         """Decide requests one after another; each decision sees the previous reservations."""
-        started = time.monotonic()
-        plan = Plan()
-        for request in requests:
-            decision = self.schedule(request, explain=explain)
-            plan.decisions.append(decision)
-            if on_decision is not None:
-                on_decision(decision)
-        plan.seconds = time.monotonic() - started
-        return plan
-
-    def prefetch(self, requests: Iterable[PlacementRequest]) -> int:
-        """Accepted for interface parity and ignored (returns 0): shape entries live in
-        the clusters' schedulers, and which cluster a request goes to is known only when
-        the root decides it."""
-        return 0
-
-    @property
-    def prefetched(self) -> int:
-        return 0
-
-    def close(self) -> None:
-        for scope in self.clusters:
-            scope.scheduler.close()
+        return decide_each(self.schedule, requests, explain=explain, on_decision=on_decision)
 
     # -- host-facing mutators ------------------------------------------------------------
 

@@ -179,8 +179,6 @@ class Latency:
     # -- pre-filter: resolve every reference, report every problem -----------------------
 
     def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
-        # NOTE: runs in the shape prefetch thread too, so it only reads the state; the
-        # caches are touched by filter and score, which run in the host's thread.
         request = cycle.request
         refs: list[Reference] = []
         problems: list[str] = []
@@ -189,7 +187,7 @@ class Latency:
             if not key.startswith(DELAY_LABEL_PREFIX):
                 continue
             name = key[len(DELAY_LABEL_PREFIX) :]
-            ms = _delay_ms(value)
+            ms = delay_ms(value)
             if ms is None:
                 problems.append(f"{key}: {value!r} is not a positive number of milliseconds")
             elif not name:
@@ -511,7 +509,7 @@ def float32_limit(threshold: float) -> np.float32:
     return limit
 
 
-def _delay_ms(value: str) -> float | None:
+def delay_ms(value: str) -> float | None:
     """A delay label's value as a positive, finite number of ms, or None."""
     try:
         ms = float(value)
@@ -549,4 +547,12 @@ def _resolve_name(
         refs.append(Reference(text, "service", name, threshold_ms))
 
 
-__all__ = ["DEFAULT_ACCESS_MS", "Latency", "LatencyConfig", "NearestInstances", "Reference"]
+__all__ = [
+    "DEFAULT_ACCESS_MS",
+    "Latency",
+    "LatencyConfig",
+    "NearestInstances",
+    "Reference",
+    "delay_ms",
+    "float32_limit",
+]

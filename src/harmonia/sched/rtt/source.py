@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from harmonia.model.errors import FieldError, InputError
-from harmonia.model.topology import Topology
+from harmonia.model.topology import Topology, check_names
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -396,18 +396,7 @@ def _not_found(missing: Sequence[str]) -> str:
 
 
 def _check_names(names: tuple[str, ...]) -> list[FieldError]:
-    errors = [
-        FieldError(f"names[{i}]", "must be a non-empty string")
-        for i, name in enumerate(names)
-        if not isinstance(name, str) or not name
-    ]
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name in seen:
-            errors.append(FieldError(f"names[{i}]", f"{name!r} repeats names[{seen[name]}]"))
-        else:
-            seen[name] = i
-    return errors[:_MAX_NAMED]
+    return check_names(names)[:_MAX_NAMED]
 
 
 def _check_matrix(rtt: FloatArray, n: int) -> list[FieldError]:
