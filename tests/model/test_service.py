@@ -68,5 +68,5 @@ def test_invalid_service_fields_are_rejected(field: str, value: object) -> None:
 def test_instance_id_and_default_state() -> None:
     instance = Instance(service="shop.web", index=2)
     assert instance.id == "shop.web.2"
-    assert instance.state is InstanceState.PENDING
+    assert instance.state is InstanceState.REQUESTED
     assert instance.node is None

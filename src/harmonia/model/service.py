@@ -64,14 +64,20 @@ class ServiceSpec(BaseModel):
 
 
 class InstanceState(StrEnum):
-    """Lifecycle of an instance, shared by the simulator and the control plane."""
+    """Lifecycle of an instance in the control plane: REQUESTED → CLUSTER_SCHEDULED →
+    NODE_SCHEDULED → RUNNING, then FAILED or STOPPED (Oakestra's states, without its
+    intermediate ones). The root persists every transition with its time."""
 
-    PENDING = "pending"  # waiting for a node
-    SCHEDULED = "scheduled"  # a node is chosen, not yet running
-    RUNNING = "running"
-    FAILED = "failed"
-    EVICTED = "evicted"
-    FINISHED = "finished"
+    REQUESTED = "REQUESTED"  # accepted by the root, no cluster chosen yet
+    CLUSTER_SCHEDULED = "CLUSTER_SCHEDULED"  # a cluster took it, no node chosen yet
+    NODE_SCHEDULED = "NODE_SCHEDULED"  # a node is chosen, not yet running
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
+
+    @property
+    def ended(self) -> bool:
+        return self in (InstanceState.FAILED, InstanceState.STOPPED)
 
 
 class Instance(BaseModel):
@@ -82,7 +88,7 @@ class Instance(BaseModel):
     service: str = Field(min_length=1, description="the service's key")
     index: int = Field(ge=0)
     node: str | None = None
-    state: InstanceState = InstanceState.PENDING
+    state: InstanceState = InstanceState.REQUESTED
 
     @property
     def id(self) -> str:
