@@ -25,9 +25,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import httpx
-from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from harmonia.control.cluster.dispatch import INSTANCE_ID_RULE, Dispatcher, valid_instance_id
 from harmonia.control.cluster.manager import (
@@ -181,19 +182,39 @@ def create_app(
         log.info("node %s registered at %s", registration.node.name, registration.url)
         return Registered(id=registration.node.name, secret=secret)
 
-    async def from_node(name: str, authorization: Annotated[str | None, Header()] = None) -> None:
-        # A dependency, so that credentials are checked before the body is validated.
-        token = _bearer(authorization)
+    # The hot path: every node, every heartbeat interval (1,000 nodes at 1 Hz on one
+    # manager). The body is parsed and the reply written by pydantic directly, skipping
+    # FastAPI's generic parameter and response-model machinery, which cost more than the
+    # manager's own work; credentials are still checked before the body is parsed.
+    @app.post(
+        "/api/nodes/{name}/heartbeat",
+        response_model=HeartbeatReply,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": Heartbeat.model_json_schema()}},
+            }
+        },
+    )
+    async def heartbeat(name: str, request: Request) -> Response:
+        token = _bearer(request.headers.get("authorization"))
         try:
             manager.authenticate_node(name, token)
         except UnknownNodeError as exc:
             raise HTTPException(404, f"{exc}; register again") from None
         except NodeAuthError as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
-
-    @app.post("/api/nodes/{name}/heartbeat", dependencies=[Depends(from_node)])
-    async def heartbeat(name: str, beat: Heartbeat) -> HeartbeatReply:
-        return manager.heartbeat(name, beat)
+        try:
+            beat = Heartbeat.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [
+                    {**error, "loc": ("body", *error["loc"])}
+                    for error in exc.errors(include_url=False)
+                ]
+            ) from None
+        reply = manager.heartbeat(name, beat)
+        return Response(reply.model_dump_json(), media_type="application/json")
 
     @app.get("/api/nodes", dependencies=[RootCaller])
     async def list_nodes() -> list[NodeView]:

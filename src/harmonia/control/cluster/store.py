@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -36,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import Insert, Update
 
 from harmonia.control.protocol import InstanceSpec
 from harmonia.model import InstanceState, Node
@@ -212,13 +214,25 @@ class ClusterStore:
         ]
 
 
+_KEY = "_row_key"
+# Statements built once: building one costs more than SQLite's work for a small write.
+_UPDATES: dict[str, Update] = {}
+_INSERTS: dict[str, Insert] = {}
+
+
 def _upsert(
     conn: Connection, table: Table, key: Column[Any], key_value: str, values: dict[str, Any]
 ) -> None:
     """Update the row with ``key == key_value`` or insert it; portable across dialects."""
-    result = conn.execute(update(table).where(key == key_value).values(**values))
+    statement = _UPDATES.get(table.name)
+    if statement is None:
+        statement = _UPDATES[table.name] = update(table).where(key == bindparam(_KEY))
+    result = conn.execute(statement, {_KEY: key_value, **values})
     if result.rowcount == 0:
-        conn.execute(table.insert().values({key.name: key_value, **values}))
+        insert = _INSERTS.get(table.name)
+        if insert is None:
+            insert = _INSERTS[table.name] = table.insert()
+        conn.execute(insert, {key.name: key_value, **values})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
