@@ -277,6 +277,18 @@ class Root:
         result: dict[str, Any] = reply.json()
         return result
 
+    async def deploy(self, descriptor: dict[str, Any], headers: dict[str, str]) -> list[Any]:
+        reply = await self.http.post("/api/application/", json=descriptor, headers=headers)
+        assert reply.status_code == 201, reply.text
+        created: list[Any] = reply.json()
+        return created
+
+    async def instances(self, headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        reply = await self.http.get("/api/instances/", headers=headers or await self.headers())
+        assert reply.status_code == 200, reply.text
+        found: list[dict[str, Any]] = reply.json()
+        return found
+
     async def close(self) -> None:
         await self.http.aclose()
         await self.controller.client.aclose()
@@ -288,7 +300,7 @@ def root_config(state_dir: Path, **changes: Any) -> RootConfig:
     return RootConfig(state_dir=state_dir, **settings)
 
 
-def make_root(config: RootConfig, clusters: Clusters | None = None) -> Root:
+def make_root(config: RootConfig, clusters: Clusters | None = None, *, tick_s: float = 1.0) -> Root:
     clusters = clusters or Clusters()
     outgoing = httpx.AsyncClient(transport=httpx.MockTransport(clusters.handle))
     authenticator = Authenticator(
@@ -297,7 +309,7 @@ def make_root(config: RootConfig, clusters: Clusters | None = None) -> Root:
         refresh_ttl_s=config.refresh_ttl_s,
         hasher=FAST_HASHER,
     )
-    app = create_app(config, client=outgoing, authenticator=authenticator)
+    app = create_app(config, client=outgoing, authenticator=authenticator, tick_s=tick_s)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://root.test")
     password = ""
     if config.admin_password_file is not None and config.admin_password_file.exists():

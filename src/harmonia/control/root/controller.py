@@ -333,7 +333,7 @@ class RootController:
             _owned_service(session, principal, service_id)
         await self._delete_service(service_id)
 
-    async def add_instance(self, principal: Principal, service_id: str) -> InstanceOut:
+    async def add_instance(self, principal: Principal, service_id: str) -> InstanceDetail:
         with self.store.session() as session:
             service, _ = _owned_service(session, principal, service_id)
             service.replicas += 1

@@ -187,7 +187,7 @@ async def list_services(app_id: str, user: User, controller: Controller) -> list
 
 
 @router.post("/api/service/{service_id}/instance", status_code=201, tags=["services"])
-async def add_instance(service_id: str, user: User, controller: Controller) -> InstanceOut:
+async def add_instance(service_id: str, user: User, controller: Controller) -> InstanceDetail:
     return await controller.add_instance(user, service_id)
 
 
