@@ -202,3 +202,44 @@ def test_a_thousand_nodes_beating(start: Start, net: FakeNetwork) -> None:
         assert states == {InstanceState.RUNNING}
         usage = tc.on_loop(lambda: manager.nodes["n0999"].usage)
         assert usage is not None and usage.memory_used_mib == 300
+
+
+def test_ended_instances_release_their_node_when_no_restart_can_follow() -> None:
+    manager = ClusterManager("c1")
+    manager.register_node(
+        Node(name="n1", capacity=Resources(cpu_m=1000, memory_mib=4096)), "http://n1"
+    )
+
+    def free() -> int:
+        return int(manager.state.free[0, 0])
+
+    def report(instance_id: str, state: InstanceState, restarts: int = 0, at: float = 0.0) -> None:
+        status = InstanceStatus(instance_id=instance_id, state=state, restarts=restarts)
+        if at:
+            status = status.model_copy(update={"at": at})
+        manager.apply_status(manager.instances[instance_id], status)
+
+    manager.reserve_for(spec("never.0", cpu_m=100, restart="never"))
+    manager.reserve_for(spec("always.0", cpu_m=200, restart="always", max_restarts=3))
+    manager.reserve_for(spec("retry.0", cpu_m=300))  # on-failure, 5 restarts
+    assert free() == 400
+
+    report("never.0", InstanceState.FAILED)
+    assert free() == 500  # never restarted: released at once
+    report("always.0", InstanceState.STOPPED, restarts=1)
+    assert free() == 500  # its node restarts it: still held
+    report("always.0", InstanceState.RUNNING, restarts=2)
+    report("always.0", InstanceState.STOPPED, restarts=3)
+    assert free() == 700  # no restart left
+    report("retry.0", InstanceState.FAILED, restarts=1)
+    assert free() == 700
+    assert manager.settle() == 0
+    # Ended long ago (the node gave up sooner than the spec allows): released.
+    report("retry.0", InstanceState.RUNNING, restarts=2)
+    report("retry.0", InstanceState.FAILED, restarts=2, at=1.0)
+    assert manager.settle() == 1
+    assert free() == 1000
+    # Running again after all (restarted by hand on the node): held again.
+    report("retry.0", InstanceState.RUNNING, restarts=3)
+    assert free() == 700
+    assert manager.instances["retry.0"].holds_reservation

@@ -102,8 +102,10 @@ class Dispatcher:
                 if keep_waiting:
                     manager.keep_waiting(spec, "; ".join(reasons) or "no node fits")
                     self._wait(instance_id)
-                elif instance_id in manager.instances:
-                    manager.forget(instance_id)
+                else:
+                    self._attempts.pop(instance_id, None)
+                    if instance_id in manager.instances:
+                        manager.forget(instance_id)
                 return PlaceReply(placed=False, instance_id=instance_id, reasons=reasons)
             node = decision.node
             self._placing.add(instance_id)
@@ -245,10 +247,12 @@ class Dispatcher:
             log.info("instance %s placed on %s", spec.instance_id, reply.node)
 
     async def watch_nodes(self) -> None:
-        """Loop: every half heartbeat interval, find dead nodes and move their instances."""
+        """Loop: every half heartbeat interval, find dead nodes and move their instances
+        (and release what instances ended for good hold)."""
         interval = self.manager.heartbeat_interval_s / 2
         while True:
             await asyncio.sleep(interval)
+            self.manager.settle()
             moved = self.manager.detect_dead()
             if moved:
                 for instance_id in moved:

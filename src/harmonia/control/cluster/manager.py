@@ -47,6 +47,9 @@ log = logging.getLogger("harmonia.control.cluster")
 # An instance sent to a node but missing from its heartbeats for this many heartbeat
 # intervals is sent again (the first POST may have been lost, or the engine restarted).
 RESEND_AFTER_HEARTBEATS = 2.0
+# An ended instance its node might still restart (policy and count allow it) keeps its
+# reservation this long; the node engines' restart backoff stays below it (5 s at most).
+RESTART_GRACE_S = 10.0
 
 
 class UnknownNodeError(HarmoniaError):
@@ -85,6 +88,7 @@ class InstanceRecord:
     restarts: int = 0
     started_at: float | None = None
     sent_at: float = -math.inf  # time.monotonic() the spec last went to its node
+    settled: bool = False  # ended long enough ago to count as ended for good
 
     @property
     def instance_id(self) -> str:
@@ -92,14 +96,17 @@ class InstanceRecord:
 
     @property
     def finished(self) -> bool:
-        """Ended for good: stopped, or failed with no restart left for its node to try."""
-        if self.state is InstanceState.STOPPED:
+        """Ended for good: its node will not restart it, by its restart policy and count,
+        or it has stayed ended past :data:`RESTART_GRACE_S` (:meth:`ClusterManager.settle`:
+        a node may give up sooner, e.g. on a command that cannot start)."""
+        state, spec = self.state, self.spec
+        if not state.ended:
+            return False
+        if self.settled or self.restarts >= spec.max_restarts:
             return True
-        if self.state is InstanceState.FAILED:
-            return (
-                self.spec.restart is RestartPolicy.NEVER or self.restarts >= self.spec.max_restarts
-            )
-        return False
+        if state is InstanceState.STOPPED:
+            return spec.restart is not RestartPolicy.ALWAYS
+        return spec.restart is RestartPolicy.NEVER
 
     @property
     def holds_reservation(self) -> bool:
@@ -357,6 +364,17 @@ class ClusterManager:
             self.on_change()
         return moved
 
+    def settle(self) -> int:
+        """Count instances ended for longer than :data:`RESTART_GRACE_S` as ended for good,
+        releasing what they hold; how many were settled."""
+        limit = time.time() - RESTART_GRACE_S
+        settled = 0
+        for instance in self.instances.values():
+            if instance.holds_reservation and instance.state.ended and instance.at < limit:
+                self._change(instance, settled=True)
+                settled += 1
+        return settled
+
     # -- instances -----------------------------------------------------------------------
 
     def reserve_for(self, spec: InstanceSpec, exclude: Iterable[str] = ()) -> Decision:
@@ -479,6 +497,7 @@ class ClusterManager:
         restarts: int | None = None,
         started_at: float | _Keep | None = KEEP,
         at: float | None = None,
+        settled: bool | None = None,
         reserved: bool = False,
         persist: bool = True,
     ) -> None:
@@ -491,6 +510,10 @@ class ClusterManager:
         if state is not None and state is not instance.state:
             instance.state = state
             instance.at = time.time() if at is None else at
+            if not state.ended:
+                instance.settled = False
+        if settled is not None:
+            instance.settled = settled
         if detail is not None:
             instance.detail = detail
         if pid is not KEEP:
@@ -552,6 +575,7 @@ class ClusterManager:
 
 __all__ = [
     "RESEND_AFTER_HEARTBEATS",
+    "RESTART_GRACE_S",
     "ClusterManager",
     "InstanceRecord",
     "NodeAuthError",

@@ -89,6 +89,7 @@ class RootLink:
             join_token=self.config.root_join_token,
             location=self.config.location,
         )
+        last_error = ""
         while self.identity is None:
             try:
                 reply = await peer.call(
@@ -97,7 +98,10 @@ class RootLink:
             except PeerError as exc:
                 failures += 1
                 delay = retry_delay(failures)
-                log.warning("registration with the root failed (retry in %.1f s): %s", delay, exc)
+                # Said once per distinct problem, not on every retry of a long outage.
+                level = logging.WARNING if str(exc) != last_error else logging.DEBUG
+                log.log(level, "registration with the root failed (retrying): %s", exc)
+                last_error = str(exc)
                 await asyncio.sleep(delay)
                 continue
             assert isinstance(reply, Registered)
