@@ -243,3 +243,23 @@ def test_ended_instances_release_their_node_when_no_restart_can_follow() -> None
     report("retry.0", InstanceState.RUNNING, restarts=3)
     assert free() == 700
     assert manager.instances["retry.0"].holds_reservation
+
+
+def test_a_late_answer_from_a_node_does_not_undo_a_newer_heartbeat() -> None:
+    net = FakeNetwork()
+    manager = ClusterManager("c1")
+    fake = net.add_node("n1", answer_state=InstanceState.NODE_SCHEDULED)
+    fake.secret = manager.register_node(fake.model(), fake.url)
+
+    async def scenario() -> InstanceState:
+        async with net.client() as client:
+            dispatcher = Dispatcher(manager, client)
+            manager.reserve_for(spec("svc1.0"))
+            instance = manager.instances["svc1.0"]
+            running = InstanceStatus(instance_id="svc1.0", state=InstanceState.RUNNING, pid=9)
+            manager.heartbeat("n1", Heartbeat(usage=fake.heartbeat().usage, instances=[running]))
+            late = InstanceStatus(instance_id="svc1.0", state=InstanceState.NODE_SCHEDULED)
+            dispatcher._apply_reply(instance, late)
+            return instance.state
+
+    assert asyncio.run(scenario()) is InstanceState.RUNNING

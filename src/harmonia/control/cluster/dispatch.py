@@ -28,6 +28,7 @@ import httpx
 from harmonia.control.cluster.manager import ClusterManager, InstanceRecord, NodeRecord
 from harmonia.control.protocol import InstanceSpec, InstanceStatus, PlaceReply
 from harmonia.control.transport import Peer, PeerError
+from harmonia.model import InstanceState
 
 log = logging.getLogger("harmonia.control.cluster")
 
@@ -44,6 +45,17 @@ _INSTANCE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}$")
 
 def valid_instance_id(instance_id: str) -> bool:
     return _INSTANCE_ID.fullmatch(instance_id) is not None
+
+
+# Order of the lifecycle, to tell an answer that arrives late from a newer state.
+_LIFECYCLE_RANK = {
+    InstanceState.REQUESTED: 0,
+    InstanceState.CLUSTER_SCHEDULED: 1,
+    InstanceState.NODE_SCHEDULED: 2,
+    InstanceState.RUNNING: 3,
+    InstanceState.FAILED: 4,
+    InstanceState.STOPPED: 4,
+}
 
 
 def backoff_delay(attempts: int) -> float:
@@ -150,6 +162,10 @@ class Dispatcher:
                 status.instance_id,
                 instance.instance_id,
             )
+            return
+        if _LIFECYCLE_RANK[status.state] < _LIFECYCLE_RANK[instance.state]:
+            # A heartbeat overtook this reply (the node reported the instance RUNNING
+            # before its answer to the POST arrived): the reply is the older news.
             return
         self.manager.apply_status(instance, status)
 
