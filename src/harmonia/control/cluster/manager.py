@@ -189,6 +189,7 @@ class ClusterManager:
         # Built lazily: registrations only mark it stale, so 1,000 nodes joining at once
         # cost one rebuild, not 1,000.
         self._scheduler: Scheduler | None = None
+        self._node_reports: dict[str, tuple[tuple[tuple[int, ...], bool], NodeReport]] = {}
         # Fail at start, not at the first placement, on an unknown policy name.
         Scheduler(ClusterState([]), policy)
         if store is not None:
@@ -557,10 +558,22 @@ class ClusterManager:
 
     def report(self) -> ClusterReport:
         """Every node and instance as this cluster knows them, for the root."""
-        nodes = [
-            NodeReport(node=record.node, free=self.free_of(record.name), healthy=record.healthy)
-            for record in self.nodes.values()
-        ]
+        state = self.state
+        free = state.free.tolist()  # one conversion for all rows
+        nodes = []
+        for record in self.nodes.values():
+            # Reports repeat mostly unchanged nodes: reuse the message while its free
+            # amounts and health are the same (building 1,000 costs ~40 ms).
+            key = (tuple(free[state.index[record.name]]), record.healthy)
+            cached = self._node_reports.get(record.name)
+            if cached is None or cached[0] != key or cached[1].node is not record.node:
+                amounts = [max(0, int(v)) for v in key[0]]
+                report = NodeReport(
+                    node=record.node, free=Resources.from_tuple(amounts), healthy=record.healthy
+                )
+                cached = (key, report)
+                self._node_reports[record.name] = cached
+            nodes.append(cached[1])
         instances = [instance.status(self.name) for instance in self.instances.values()]
         return ClusterReport(name=self.name, nodes=nodes, instances=instances)
 

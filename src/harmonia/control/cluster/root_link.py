@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import httpx
 
@@ -30,6 +31,9 @@ from harmonia.control.transport import Peer, PeerError
 log = logging.getLogger("harmonia.control.cluster")
 
 REPORT_DEBOUNCE_S = 0.02
+# Prompt reports leave at least this many times a report's own cost between them, so that
+# reporting takes at most a fifth of the manager's time however large the cluster.
+REPORT_COST_FACTOR = 4.0
 REGISTER_BACKOFF_FIRST_S = 0.2
 REGISTER_BACKOFF_MAX_S = 5.0
 
@@ -149,13 +153,16 @@ class RootLink:
 
     async def _report_loop(self) -> None:
         failures = 0
+        last_cost = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poked.wait(), self.config.report_interval_s)
             if self._poked.is_set():
-                # Gather a burst of changes (one deploy of many instances) into one report.
-                await asyncio.sleep(REPORT_DEBOUNCE_S)
+                # Gather a burst of changes (one deploy of many instances) into one report;
+                # a large cluster, whose reports cost more, reports less often in a burst.
+                await asyncio.sleep(max(REPORT_DEBOUNCE_S, REPORT_COST_FACTOR * last_cost))
             self._poked.clear()
+            started = time.monotonic()
             try:
                 reply = await self.report_once()
             except PeerError as exc:
@@ -165,6 +172,7 @@ class RootLink:
                 self.root_reachable = False
                 await asyncio.sleep(retry_delay(failures))
                 continue
+            last_cost = time.monotonic() - started
             if not self.root_reachable:
                 log.info("root reachable; state re-synced")
             failures = 0
