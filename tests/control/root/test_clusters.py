@@ -309,3 +309,26 @@ async def test_background_loop_places_waiting_instances(tmp_path: Path) -> None:
                 await anyio.sleep(0.02)
     finally:
         await root.close()
+
+
+async def test_cluster_lost_while_being_asked_is_not_given_the_instance(root: Root) -> None:
+    a = await root.join(small_cluster("a", cpu_m=8000))
+    b = await root.join(small_cluster("b", cpu_m=1000))
+    admin = await root.headers()
+    controller = root.controller
+    handle = a.handle
+
+    def lost_meanwhile(request: Any) -> Any:
+        # The root's loop declares `a` lost while its answer is on the way.
+        controller.clusters[a.id].lost = True
+        controller.view.remove_cluster(a.id)
+        return handle(request)
+
+    a.handle = lost_meanwhile  # type: ignore[method-assign]
+    await root.deploy(one_service("x", 0.5), admin)
+    (instance,) = await root.instances(admin)
+    assert a.posts == [instance["instance_id"]]
+    assert (instance["cluster"], instance["state"]) == ("b", "NODE_SCHEDULED")
+    a.handle = handle  # type: ignore[method-assign]
+    assert (await root.report(a))["stop"] == [instance["instance_id"]]
+    assert b.placed.keys() == {instance["instance_id"]}

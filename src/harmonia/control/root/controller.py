@@ -629,6 +629,10 @@ class RootController:
             return f"{response.status_code} {detail_of(response)}"
         if not reply.placed or response.status_code == 409:
             return "; ".join(reply.reasons) or "refused"
+        if cluster.lost:
+            # Lost while it was being asked: place the instance elsewhere; the copy there
+            # is stopped when the cluster reports again (the root no longer places it there).
+            return "lost while it was being asked"
         self.view.confirm(spec.instance_id, reply.node)
         if not self._record_placed(spec.instance_id, cluster, reply.node):
             # Deleted while the cluster was being asked: undo it there.

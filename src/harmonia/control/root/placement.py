@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from harmonia.control.protocol import NodeReport
 from harmonia.model import RESOURCE_NAMES, PlacementRequest
-from harmonia.sched import ClusterState, DelegatingScheduler, Scheduler, scheduler_for
+from harmonia.sched import ClusterState, DelegatingScheduler, Scheduler, StateError, scheduler_for
 
 Clock = Callable[[], float]
 
@@ -173,8 +173,14 @@ class SchedulingView:
 
     def _release(self, built: _Built, pending: _Pending) -> None:
         view_name = built.view_name.get((pending.cluster_id, pending.node))
-        if view_name is not None:
+        if view_name is None:
+            return
+        try:
             built.scheduler.release(built.state.index[view_name], pending.request)
+        except StateError:
+            # The state no longer holds it (it cannot, by construction, but a wrong count
+            # must not stop a deletion): rebuild from the reports and what is pending.
+            self._built = None
 
     def _build(self) -> _Built | None:
         if self._built is not None:
