@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+
 from harmonia.control.config import NodeConfig
 from harmonia.control.node.engine import Engine
 from harmonia.control.protocol import (
@@ -115,14 +116,15 @@ async def eventually(
         await asyncio.sleep(0.01)
 
 
-def eventually_sync(
-    predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition"
+async def eventually_async(
+    predicate: Callable[[], Awaitable[object]], timeout: float = 5.0, what: str = "condition"
 ) -> None:
+    """:func:`eventually` for a predicate that must be awaited (an HTTP call)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
 
 
 @asynccontextmanager

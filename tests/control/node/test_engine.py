@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harmonia.control.node.engine import check_spec_id, tail_lines
-from harmonia.control.node.limits import RlimitLimiter
+from harmonia.control.node.limits import AppliedLimits, Limiter, RlimitLimiter
 from harmonia.control.node.usage import create_time_of
 from harmonia.control.protocol import HeartbeatReply, InstanceState, RestartPolicy
 from tests.control.node.fakes import FakeCluster, eventually, pid_alive, running_engine, spec
@@ -433,3 +433,19 @@ def test_tail_returns_the_last_lines_of_a_large_log(tmp_path: Path) -> None:
     log.write_text("a\nb")  # no final newline
     assert tail_lines(log, 1) == "b"
     assert tail_lines(log, 5) == "a\nb"
+
+
+async def test_an_instance_that_cannot_enter_its_limits_fails(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    class BrokenGroups(Limiter):
+        def apply(self, instance_id: str, cpu_m: int, memory_mib: int) -> AppliedLimits:
+            return AppliedLimits(procs_files=(str(tmp_path / "gone" / "cgroup.procs"),))
+
+    async with running_engine(tmp_path / "node", cluster, limiter=BrokenGroups()) as engine:
+        engine.submit(spec("web.0", "sleep", "30"))
+        await eventually(lambda: not engine.instances["web.0"].supervised)
+        instance = engine.instances["web.0"]
+        assert instance.state is InstanceState.FAILED
+        assert instance.detail.startswith("cannot enter the instance's limits")
+        assert instance.pid is None

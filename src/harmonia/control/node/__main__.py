@@ -26,10 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, NodeConfig)
     except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # One line: the problems of a multi-line validation message joined by '; '.
+        message = "; ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"error: {message}", file=sys.stderr)
         return 2
+    level = logging.getLevelName(config.log_level.upper())
     logging.basicConfig(
-        level=config.log_level.upper(),
+        level=level if isinstance(level, int) else logging.WARNING,
         format="%(asctime)s node " + config.node.name + " %(levelname)s %(message)s",
     )
     try:

@@ -379,12 +379,14 @@ class Engine:
             code = await handle.wait()
             instance.handle = None
             instance.pid = None
+            detail = describe_exit(code)
+            if code != 0 and uses_limits and limiter.out_of_memory(spec.instance_id):
+                detail += f" (out of memory: limit {spec.request.memory_mib} MiB)"
             limiter.release(spec.instance_id)
             self._persist()
             if instance.stopping:
                 return
             ended = InstanceState.STOPPED if code == 0 else InstanceState.FAILED
-            detail = describe_exit(code)
             wanted = spec.restart is RestartPolicy.ALWAYS or (
                 spec.restart is RestartPolicy.ON_FAILURE and code != 0
             )

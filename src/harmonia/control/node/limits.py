@@ -69,7 +69,8 @@ class AppliedLimits:
         part of the interpreter is dependable."""
         pid = str(os.getpid()).encode()
         for procs in self.procs_files:
-            fd = os.open(procs, os.O_WRONLY)
+            # O_CREAT only matters on a fake tree (tests): cgroup.procs always exists.
+            fd = os.open(procs, os.O_WRONLY | os.O_CREAT, 0o644)
             try:
                 os.write(fd, pid)
             finally:
@@ -87,6 +88,11 @@ class Limiter:
 
     def apply(self, instance_id: str, cpu_m: int, memory_mib: int) -> AppliedLimits:
         return AppliedLimits(detail="")
+
+    def out_of_memory(self, instance_id: str) -> bool:
+        """Whether the kernel killed a process of the instance for exceeding its memory
+        (read before :meth:`release`)."""
+        return False
 
     def release(self, instance_id: str) -> None:
         """Remove what :meth:`apply` created once the instance's processes are gone."""
@@ -140,6 +146,19 @@ def _remove_group(group: Path) -> None:
             group.rmdir()
 
 
+def _oom_kills(path: Path) -> int:
+    """The ``oom_kill`` count of a ``memory.events`` (v2) or ``memory.oom_control`` (v1)."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
 def cpu_quota_us(cpu_m: int) -> int:
     return max(MIN_CPU_QUOTA_US, cpu_m * CPU_PERIOD_US // 1000)
 
@@ -164,6 +183,9 @@ class CgroupV2Limiter(Limiter):
             notes.append(f"memory {memory_mib} MiB")
         detail = "cgroup v2: " + ", ".join(notes) if notes else ""
         return AppliedLimits(detail=detail, procs_files=(str(group / "cgroup.procs"),))
+
+    def out_of_memory(self, instance_id: str) -> bool:
+        return _oom_kills(self.base / instance_id / "memory.events") > 0
 
     def release(self, instance_id: str) -> None:
         _remove_group(self.base / instance_id)
@@ -199,6 +221,9 @@ class CgroupV1Limiter(Limiter):
             detail=detail,
             procs_files=(str(cpu_group / "cgroup.procs"), str(memory_group / "cgroup.procs")),
         )
+
+    def out_of_memory(self, instance_id: str) -> bool:
+        return _oom_kills(self.memory_base / instance_id / "memory.oom_control") > 0
 
     def release(self, instance_id: str) -> None:
         _remove_group(self.cpu_base / instance_id)

@@ -6,7 +6,7 @@ sample), so a heartbeat never blocks to sample it.
 
 from __future__ import annotations
 
-import psutil  # type: ignore[import-untyped]
+import psutil  # type: ignore[import-untyped,unused-ignore]
 
 from harmonia.control.protocol import Usage
 

@@ -79,6 +79,8 @@ def extract_rootfs(archive: Path, rootfs: Path) -> None:
                 name = PurePosixPath(member.name)
                 if name.is_absolute() or ".." in name.parts:
                     raise StartError(f"image: archive member {member.name!r} leaves the root")
+                if not name.parts:
+                    continue  # "." itself: the root, already there
                 if member.isdev() or member.isfifo():
                     continue  # runc provides /dev; device nodes from an archive are not trusted
                 target = rootfs / name
