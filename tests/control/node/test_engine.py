@@ -449,3 +449,32 @@ async def test_an_instance_that_cannot_enter_its_limits_fails(
         assert instance.state is InstanceState.FAILED
         assert instance.detail.startswith("cannot enter the instance's limits")
         assert instance.pid is None
+
+
+async def test_registers_again_when_its_secret_is_refused(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    async with running_engine(tmp_path, cluster) as engine:
+        await eventually(lambda: cluster.heartbeats, what="a heartbeat")
+        cluster.secret = "rotated"  # the manager no longer accepts the node's secret: 401
+        await eventually(lambda: len(cluster.registrations) == 2, what="a second registration")
+        beats = len(cluster.heartbeats)
+        await eventually(lambda: len(cluster.heartbeats) > beats, what="heartbeats resumed")
+        assert engine.secret == "secret-2"
+
+
+async def test_a_start_in_a_reply_that_cannot_run_here_is_reported_failed(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    async with running_engine(tmp_path, cluster) as engine:
+        cluster.replies = [HeartbeatReply(start=[spec("../escape", "sleep", "30")])]
+
+        def reported_failed() -> bool:
+            status = cluster.last_status("../escape")
+            return status is not None and status.state is InstanceState.FAILED
+
+        await eventually(reported_failed, what="the refused start reported")
+        status = cluster.last_status("../escape")
+        assert status is not None and status.detail.startswith("instance_id:")
+        assert not (tmp_path / "escape").exists()
+        assert not engine.instances["../escape"].supervised
