@@ -85,3 +85,36 @@ def test_unhealthy_nodes_and_lost_clusters_are_not_chosen() -> None:
     assert isinstance(view.choose(request("i1", 500)), Refusal)
     view.remove_cluster("c1")
     assert view.choose(request("i1", 500)) == Refusal(["no active cluster has nodes"])
+
+
+@pytest.mark.parametrize("policy", ["rom", "default"])
+def test_usage_reports_update_the_state_in_place_exactly_as_a_rebuild(policy: str) -> None:
+    view = SchedulingView(policy)
+    view.set_cluster(
+        "c1", "one", [report("n1", "one", 4000, 4000), report("n2", "one", 4000, 4000)]
+    )
+    view.set_cluster("c2", "two", [report("n3", "two", 2000, 2000)])
+    placed = [view.choose(request(f"i{k}", 700)) for k in range(4)]
+    assert all(isinstance(choice, Choice) for choice in placed)
+    built = view._built
+    assert built is not None
+
+    # c1 reports i0 and its usage went up on n1; n2 became unhealthy.
+    view.set_cluster(
+        "c1", "one", [report("n1", "one", 4000, 2500), report("n2", "one", 4000, 4000, False)]
+    )
+    view.settle("c1", ["i0"])
+    assert view._built is built  # updated in place, not rebuilt
+    allocated, healthy = built.state.allocated.copy(), built.state.healthy.copy()
+    counts = built.state.counts_of("app.web").copy()
+
+    view._built = None
+    rebuilt = view._build()
+    assert rebuilt is not None and rebuilt is not built
+    assert (rebuilt.state.allocated == allocated).all()
+    assert (rebuilt.state.healthy == healthy).all()
+    assert (rebuilt.state.counts_of("app.web") == counts).all()
+
+    # A node that joins rebuilds the view.
+    view.set_cluster("c2", "two", [report("n3", "two", 2000, 2000), report("n4", "two", 1, 1)])
+    assert view._built is None

@@ -85,9 +85,40 @@ class SchedulingView:
     # -- what the clusters said -------------------------------------------------------
 
     def set_cluster(self, cluster_id: str, name: str, nodes: list[NodeReport]) -> None:
-        """A cluster's current nodes (from a report, or from the store at start)."""
+        """A cluster's current nodes (from a report, or from the store at start).
+
+        When only usage and health changed (the usual report), the state is updated row
+        by row; a new, gone or changed node rebuilds it at the next decision (building a
+        delegating scheduler costs tens of milliseconds, and clusters report on every
+        change of an instance).
+        """
+        before = self._clusters.get(cluster_id)
         self._clusters[cluster_id] = _Cluster(name, nodes)
-        self._built = None
+        built = self._built
+        if built is None:
+            return
+        if (
+            before is None
+            or before.name != name
+            or [r.node for r in before.nodes] != [r.node for r in nodes]
+        ):
+            self._built = None
+            return
+        try:
+            for old, new in zip(before.nodes, nodes, strict=True):
+                view_name = built.view_name[(cluster_id, new.node.name)]
+                index = built.state.index[view_name]
+                delta = [n - o for n, o in zip(_used(new), _used(old), strict=True)]
+                more = [max(d, 0) for d in delta]
+                less = [max(-d, 0) for d in delta]
+                if any(more):
+                    built.state.reserve(index, _amounts(more))
+                if any(less):
+                    built.state.release(index, _amounts(less))
+                if old.healthy != new.healthy:
+                    built.scheduler.set_healthy(view_name, new.healthy)
+        except StateError:
+            self._built = None  # cannot happen while the rows hold what was reported
 
     def remove_cluster(self, cluster_id: str) -> None:
         """A lost cluster: its nodes and its pending placements leave the view."""
@@ -102,8 +133,7 @@ class SchedulingView:
         for instance_id in reported:
             pending = self._pending.get(instance_id)
             if pending is not None and pending.cluster_id == cluster_id:
-                del self._pending[instance_id]
-        self._built = None
+                self.cancel(instance_id)
 
     def expire(self, older_than_s: float = PENDING_STALE_S) -> None:
         limit = self._clock() - older_than_s
@@ -200,13 +230,7 @@ class SchedulingView:
                 nodes.append(
                     report.node.model_copy(update={"name": view_name, "cluster": cluster.name})
                 )
-                allocatable = report.node.allocatable_or_capacity.as_tuple()
-                used.append(
-                    [
-                        max(a - f, 0)
-                        for a, f in zip(allocatable, report.free.as_tuple(), strict=True)
-                    ]
-                )
+                used.append(_used(report))
                 healthy.append(report.healthy)
                 keys.append((cluster_id, name, view_name))
         if not nodes:
@@ -214,10 +238,7 @@ class SchedulingView:
         state = ClusterState(nodes)
         for index, amounts in enumerate(used):
             if any(amounts):
-                taken = PlacementRequest(
-                    id="reported", **dict(zip(RESOURCE_NAMES, amounts, strict=True))
-                )
-                state.reserve(index, taken)
+                state.reserve(index, _amounts(amounts))
             if not healthy[index]:
                 state.set_healthy(state.names[index], False)
         view_names = {(cluster_id, name): view_name for cluster_id, name, view_name in keys}
@@ -229,6 +250,17 @@ class SchedulingView:
         built.origin = {view_name: key for key, view_name in view_names.items()}
         self._built = built
         return built
+
+
+def _used(report: NodeReport) -> list[int]:
+    """What the cluster counts as taken on a node: allocatable − free, per resource."""
+    allocatable = report.node.allocatable_or_capacity.as_tuple()
+    return [max(a - f, 0) for a, f in zip(allocatable, report.free.as_tuple(), strict=True)]
+
+
+def _amounts(amounts: list[int]) -> PlacementRequest:
+    """Reported usage as a request of no service, so no instance is counted for it."""
+    return PlacementRequest(id="reported", **dict(zip(RESOURCE_NAMES, amounts, strict=True)))
 
 
 __all__ = ["PENDING_STALE_S", "Choice", "Refusal", "SchedulingView"]
