@@ -258,7 +258,7 @@ def test_process_entry_point_refuses_a_bad_config_in_one_line(tmp_path, capsys) 
     config.write_text('{"name": "c1", "root_url": "http://x", "node_join_token": "short"}')
     assert main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: ")
+    assert err.count("\n") == 1 and err.startswith("harmonia cluster: ")
     assert "node_join_token" in err and "state_dir" in err
     assert main(["--config", str(tmp_path / "missing.json")]) == 2
     assert "no such configuration file" in capsys.readouterr().err

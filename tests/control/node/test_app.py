@@ -202,7 +202,7 @@ def test_main_reports_a_bad_config_in_one_line(
     config.write_text('{"state_dir": "x", "cluster_url": "http://c", "join_token": "short"}')
     assert main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "join_token" in err and "node" in err
+    assert err.startswith("harmonia node: ") and "join_token" in err and "node" in err
     assert "Traceback" not in err and err.count("\n") == 1
     assert main(["--config", str(tmp_path / "missing.json")]) == 2
     assert "no such configuration file" in capsys.readouterr().err
