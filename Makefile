@@ -14,11 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# The embedded control plane: a root, 2 cluster managers and 4 node engines on loopback,
+# running Oakestra's example application; `harmonia down` stops it.
+SYSTEM := $(OUT)/system
+
 run: $(STAMP)
 	@mkdir -p $(OUT)
-	$(BIN)/harmonia nodes generate --count 50 --clusters 3 --seed 7 --out $(OUT)/nodes.yaml
-	$(BIN)/harmonia schedule --nodes $(OUT)/nodes.yaml --workload examples/oakestra-clientsrvr.json \
-		--policy default --explain --out $(OUT)/placements.json
+	$(BIN)/harmonia down --purge --state-dir $(SYSTEM) >/dev/null
+	$(BIN)/harmonia up --clusters 2 --nodes-per-cluster 2 --state-dir $(SYSTEM)
+	$(BIN)/harmonia deploy examples/control/clientsrvr.json --state-dir $(SYSTEM)
+	$(BIN)/harmonia status --state-dir $(SYSTEM)
+	@echo "Running. Try: $(BIN)/harmonia logs <instance> --state-dir $(SYSTEM)"
+	@echo "Stop it with: $(BIN)/harmonia down --state-dir $(SYSTEM)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
@@ -27,6 +34,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
+	@scripts/install-test-deps.sh
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

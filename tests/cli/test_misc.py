@@ -100,9 +100,9 @@ def test_no_subcommand_shows_help(cli: Invoke, command: list[str]) -> None:
 
 
 def test_an_unknown_command_is_a_usage_error(cli: Invoke) -> None:
-    run = cli("deploy")
+    run = cli("frobnicate")
     assert run.code == 2
-    assert "No such command 'deploy'" in run.err
+    assert "No such command 'frobnicate'" in run.err
 
 
 # --- policies -----------------------------------------------------------------------------
