@@ -31,9 +31,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.System]:
     state_dir = tmp_path_factory.mktemp("harmonia-e2e")
-    started = embedded.up(
-        state_dir, 2, 2, timeout_s=90
-    )
+    started = embedded.up(state_dir, 2, 2, timeout_s=90)
     try:
         yield started
     finally:
