@@ -117,6 +117,7 @@ def test_policies_lists_every_built_in_policy(cli: Invoke) -> None:
     assert [n for n in names if n] == [
         "binpack",
         "default",
+        "interference",
         "latency",
         "latency-reliable",
         "ldp",

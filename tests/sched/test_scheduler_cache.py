@@ -200,6 +200,7 @@ CASES = [
         "ratio",
         "latency",
         "latency-reliable",
+        "interference",
         "rom",
         "ldp",
     ]

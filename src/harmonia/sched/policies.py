@@ -2,8 +2,9 @@
 
 Built-in: ``default`` (kube-scheduler's default scoring), ``binpack``, ``spread``,
 ``random``, ``round-robin``, ``ratio`` (RequestedToCapacityRatio), ``latency`` (the
-default plus latency and geo bounds, after the kubernetes-edge-scheduler and Oakestra) and
-``latency-reliable`` (``latency`` with failover reservations).
+default plus latency and geo bounds, after the kubernetes-edge-scheduler and Oakestra),
+``latency-reliable`` (``latency`` with failover reservations) and ``interference``
+(``default`` plus the modelled co-location throughput of long-running containers).
 Only ``latency``, ``latency-reliable`` and ``ldp`` enforce ``latency`` and ``geo``
 constraints; the others refuse requests that carry them, so ``default`` and ``latency`` can
 be compared on the same workload.
@@ -38,6 +39,7 @@ from harmonia.sched.plugins import (
     Direct,
     FailoverReservation,
     Geo,
+    InterferenceScore,
     Latency,
     LeastAllocated,
     MostAllocated,
@@ -266,6 +268,24 @@ def latency_reliable_profile() -> Profile:
     )
 
 
+def interference_profile() -> Profile:
+    """``default`` plus Interference ×2 (after Metis, SC'20): requests of QoS class
+    ``LRA`` labelled with their profiled application go where one more container adds
+    the most modelled node throughput; other requests score as in ``default``. Weight 2,
+    as much as spreading, so the model outweighs each load score alone but not the
+    taint and affinity preferences together. The table is read from
+    ``HARMONIA_INTERFERENCE_TABLE`` (see :mod:`harmonia.sched.plugins.interference`).
+    """
+    default = default_profile()
+    return Profile(
+        "interference",
+        [*default.plugins, InterferenceScore()],
+        {**default.weights, "Interference": 2},
+        description="default plus the modelled throughput gain of co-located long-running "
+        "containers (LRA)",
+    )
+
+
 def rom_profile() -> Profile:
     """Oakestra's resource-only matching, delegated: root → cluster → ``default``."""
     return DelegatedProfile(
@@ -306,6 +326,7 @@ for _name, _factory in {
     "round-robin": round_robin_profile,
     "latency": latency_profile,
     "latency-reliable": latency_reliable_profile,
+    "interference": interference_profile,
     "rom": rom_profile,
     "ldp": ldp_profile,
 }.items():

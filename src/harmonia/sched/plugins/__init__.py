@@ -18,6 +18,7 @@ from harmonia.sched.plugins.failover import (
     schedule_instance,
 )
 from harmonia.sched.plugins.geo import Geo
+from harmonia.sched.plugins.interference import InterferenceScore
 from harmonia.sched.plugins.latency import Latency, LatencyConfig
 from harmonia.sched.plugins.node_affinity import NodeAffinity
 from harmonia.sched.plugins.node_schedulable import NodeSchedulable
@@ -34,6 +35,7 @@ __all__ = [
     "FailoverReservation",
     "Geo",
     "InstanceKey",
+    "InterferenceScore",
     "Latency",
     "LatencyConfig",
     "LeastAllocated",
