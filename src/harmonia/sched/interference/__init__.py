@@ -6,6 +6,35 @@ Scale", SC'20), with its Medea (ILP) and Paragon (classification) baselines.
 each application share a node), the form every policy and the score plugin read.
 """
 
+from harmonia.sched.interference.data import (
+    Profile,
+    Rule,
+    load_batches,
+    load_profile,
+    load_rules,
+    make_profile,
+    save_profile,
+)
+from harmonia.sched.interference.model import (
+    ThroughputModel,
+    cross_validate,
+    fit_table,
+    measured_means,
+)
 from harmonia.sched.interference.table import InterferenceTable, configurations
 
-__all__ = ["InterferenceTable", "configurations"]
+__all__ = [
+    "InterferenceTable",
+    "Profile",
+    "Rule",
+    "ThroughputModel",
+    "configurations",
+    "cross_validate",
+    "fit_table",
+    "load_batches",
+    "load_profile",
+    "load_rules",
+    "make_profile",
+    "measured_means",
+    "save_profile",
+]
