@@ -19,6 +19,7 @@ from rich.progress import Progress
 from rich.text import Text
 
 from harmonia import __version__
+from harmonia.cli import batch as batch_commands
 from harmonia.cli import control as control_commands
 from harmonia.cli import files
 from harmonia.cli import simulate as simulate_commands
@@ -203,6 +204,7 @@ def validate(
 
 simulate_commands.register(app)
 control_commands.register(app)
+batch_commands.register(app)
 
 
 def main() -> None:
