@@ -138,3 +138,25 @@ def test_paragon_keeps_the_victim_away_from_the_aggressor() -> None:
     result = place([2, 2, 0], 4, 4, "paragon", table=table)
     x = result.matrix
     assert not ((x[:, 0] > 0) & (x[:, 1] > 0)).any()
+
+
+def test_interference_falls_back_to_greedy_and_local_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import harmonia.sched.interference.search as search
+
+    monkeypatch.setattr(search, "_configuration_program", lambda problem, limit: (None, {}))
+    table = synthetic_table()
+    result = place([3, 2, 2], 3, 4, "interference", table=table, time_limit_s=5)
+    assert result.info["method"] == "greedy+local-search"
+    assert result.matrix.sum(axis=0).tolist() == [3, 2, 2]
+    assert result.modelled_throughput == pytest.approx(brute_force_best(table, [3, 2, 2], 3))
+
+
+def test_greedy_completes_a_partial_start() -> None:
+    problem = make_problem([3, 2, 2], 3, 4, table=synthetic_table())
+    start = np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]])
+    x = greedy(problem, start=start)
+    assert (x >= start).all()
+    assert x.sum(axis=0).tolist() == [3, 2, 2]
+    assert (x.sum(axis=1) <= 4).all()
