@@ -21,10 +21,21 @@ from harmonia.sched.interference.model import (
     fit_table,
     measured_means,
 )
+from harmonia.sched.interference.placement import (
+    BatchProblem,
+    Placement,
+    make_problem,
+    modelled_throughput,
+    place,
+    policy_names,
+    rule_violations,
+)
 from harmonia.sched.interference.table import InterferenceTable, configurations
 
 __all__ = [
+    "BatchProblem",
     "InterferenceTable",
+    "Placement",
     "Profile",
     "Rule",
     "ThroughputModel",
@@ -34,7 +45,12 @@ __all__ = [
     "load_batches",
     "load_profile",
     "load_rules",
+    "make_problem",
     "make_profile",
     "measured_means",
+    "modelled_throughput",
+    "place",
+    "policy_names",
+    "rule_violations",
     "save_profile",
 ]
