@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harmonia.model import InputError
-from harmonia.sched.interference.data import make_profile
+from harmonia.sched.interference.data import FloatArray, IntArray, Profile, make_profile
 from harmonia.sched.interference.model import (
     ThroughputModel,
     cross_validate,
@@ -18,7 +18,7 @@ from harmonia.sched.interference.model import (
 from harmonia.sched.interference.table import InterferenceTable
 
 
-def _truth(alloc: np.ndarray) -> np.ndarray:
+def _truth(alloc: IntArray) -> FloatArray:
     """Per-container throughput of 3 apps: each loses 8% per other container, app 1
     gains 30% beside at least one app-0 container (affinity)."""
     total = alloc.sum(axis=1, keepdims=True)
@@ -28,7 +28,7 @@ def _truth(alloc: np.ndarray) -> np.ndarray:
     return np.where(alloc > 0, base * boost, np.nan)
 
 
-def _profile(repeats: int = 2, capacity: int = 4) -> object:
+def _profile(repeats: int = 2, capacity: int = 4) -> Profile:
     rng = np.random.default_rng(1)
     grid = np.array(
         [
@@ -54,10 +54,11 @@ def test_measured_means_average_repeats() -> None:
     np.testing.assert_array_equal(means.repeats, [2, 1])
 
 
+@pytest.mark.parametrize("layout", ["joint", "per_app"])
 @pytest.mark.parametrize("kind", ["gbr", "forest"])
-def test_model_learns_interference(kind: str) -> None:
+def test_model_learns_interference(kind: str, layout: str) -> None:
     profile = _profile()
-    model = ThroughputModel(kind, seed=0).fit(profile.alloc, profile.per_container)
+    model = ThroughputModel(kind, seed=0, layout=layout).fit(profile.alloc, profile.per_container)
     probe = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0], [1, 1, 2]])
     predicted = model.predict(probe)
     truth = np.nan_to_num(_truth(probe))
@@ -87,6 +88,7 @@ def test_fit_table_uses_measurements_and_predicts_the_rest() -> None:
     assert table.per_container[int(table.index([0, 0, 0]))].sum() == 0.0
     assert (table.per_container >= 0).all()
     assert table.meta["kind"] == "forest" and table.meta["samples"] == len(profile)
+    assert table.meta["layout"] == "joint"
     assert 0.0 < table.meta["cv"]["per_container"]["mae"] < 0.1
 
 
@@ -116,3 +118,5 @@ def test_bad_arguments() -> None:
         fit_table(profile, capacity=3)
     with pytest.raises(InputError, match="folds"):
         cross_validate(profile, folds=1)
+    with pytest.raises(InputError, match="layout"):
+        ThroughputModel("gbr", layout="stacked")
