@@ -160,3 +160,18 @@ def test_greedy_completes_a_partial_start() -> None:
     assert (x >= start).all()
     assert x.sum(axis=0).tolist() == [3, 2, 2]
     assert (x.sum(axis=1) <= 4).all()
+
+
+def test_interference_measured_uses_only_profiled_configurations() -> None:
+    table = synthetic_table()
+    measured = table.configs.sum(axis=1) <= 2  # only configurations of up to 2 containers
+    partial = InterferenceTable(table.configs, table.per_container, measured, 4, ("a", "b", "c"))
+    result = place([3, 2, 2], 4, 4, "interference-measured", table=partial, time_limit_s=5)
+    used = result.matrix[result.matrix.sum(axis=1) > 0]
+    assert partial.measured[partial.index(used)].all()
+    assert result.matrix.sum(axis=0).tolist() == [3, 2, 2]
+    assert result.measured_throughput == pytest.approx(result.modelled_throughput)
+    # Too few measured slots for the batch: it falls back to the whole table.
+    fallback = place([4, 4, 4], 4, 4, "interference-measured", table=partial, time_limit_s=5)
+    assert fallback.matrix.sum(axis=0).tolist() == [4, 4, 4]
+    assert "too few" in str(fallback.info.get("method"))

@@ -46,7 +46,7 @@ _EPS = 1e-12
 
 
 def _configuration_program(
-    problem: BatchProblem, time_limit_s: float
+    problem: BatchProblem, time_limit_s: float, *, measured_only: bool = False
 ) -> tuple[IntArray | None, dict[str, Any]]:
     """Solve the configuration-count integer program; (matrix or None, facts).
 
@@ -61,6 +61,8 @@ def _configuration_program(
     configs = table.configs
     load = configs.sum(axis=1)
     usable = (load > 0) & (load <= problem.capacity) & (configs <= problem.batch).all(axis=1)
+    if measured_only:
+        usable &= table.measured
     cols = configs[usable]
     value = table.node_throughput[usable]
     if cols.shape[0] == 0:
@@ -83,7 +85,9 @@ def _configuration_program(
         bounds=np.column_stack([np.zeros_like(upper), upper]),
         method="highs",
     )
-    if lp.status == 0:
+    if lp.status == 0 and not measured_only:
+        # The greedy completion may use any configuration, so its incumbent (and the
+        # fixing it allows) is only for the unrestricted program.
         z_lp = -float(lp.fun)
         facts["lp_bound"] = round(z_lp / problem.containers, 9)
         rounded = np.floor(lp.x + 1e-9).astype(np.int64)
@@ -268,4 +272,20 @@ def interference(problem: BatchProblem) -> tuple[IntArray, dict[str, Any]]:
     return polished, info
 
 
-__all__ = ["greedy", "interference", "local_search"]
+@register_policy("interference-measured")
+def interference_measured(problem: BatchProblem) -> tuple[IntArray, dict[str, Any]]:
+    """The configuration program over *measured* configurations only: every node ends in
+    a configuration that was profiled, so the placement's throughput is a measurement,
+    not a prediction the optimizer might be exploiting. Falls back to ``interference``
+    when the measured configurations cannot hold the batch."""
+    matrix, info = _configuration_program(problem, problem.time_limit_s, measured_only=True)
+    if matrix is not None:
+        used = matrix[matrix.sum(axis=1) > 0]
+        if problem.table.measured[problem.table.index(used)].all():
+            info["method"] = "configuration-ip (measured)"
+            return matrix, info
+    fallback_matrix, fallback = interference(problem)
+    return fallback_matrix, {**fallback, "method": f"{fallback['method']} (measured ones too few)"}
+
+
+__all__ = ["greedy", "interference", "interference_measured", "local_search"]
