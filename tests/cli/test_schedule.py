@@ -24,6 +24,7 @@ SLA_INVALID = CLI_FIXTURES / "sla-invalid.json"
 POLICIES = (
     "binpack",
     "default",
+    "interference",
     "latency",
     "latency-reliable",
     "ldp",
