@@ -82,9 +82,7 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--batches", help="Batches .npz (rows of per-app counts).")
         ],
         nodes: Annotated[int, typer.Option("--nodes", help="Number of identical nodes.")],
-        policy: Annotated[
-            str, typer.Option("--policy", help="round-robin | paragon | medea | interference")
-        ],
+        policy: Annotated[str, typer.Option("--policy", help=" | ".join(policy_names()))],
         out: Annotated[Path, typer.Option("--out", help="JSON file to write.")],
         rows: Annotated[str, typer.Option("--rows", help="Rows to place: 0-29, 3, 0,2,5-7.")] = (
             "0"
