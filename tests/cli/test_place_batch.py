@@ -111,3 +111,26 @@ def test_rejects_bad_files_and_options(cli: Invoke, files: tuple[Path, Path, Pat
               "--policy", "interference")  # fmt: skip
     run.assert_clean()
     assert run.code == 2
+
+
+def test_fit_interference_saves_a_table_and_reports_its_error(cli: Invoke, tmp_path: Path) -> None:
+    from harmonia.sched.interference.data import make_profile, save_profile
+
+    grid = configurations(3, 4)[1:]
+    alloc = np.repeat(grid, 2, axis=0)
+    per_container = np.where(alloc > 0, 1.0 - 0.1 * (alloc.sum(axis=1, keepdims=True) - 1), np.nan)
+    profile = tmp_path / "profile.npz"
+    save_profile(make_profile(alloc, per_container, ("a", "b", "c")), profile)
+    run = cli(
+        "fit-interference", "--profile", profile, "--capacity", 4, "--folds", 3,
+        "--out", tmp_path / "t.npz",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    report = json.loads(run.stdout)
+    assert report["configurations"] == len(configurations(3, 4))
+    assert report["measured"] == len(grid)
+    assert 0 <= report["cv"]["per_container"]["mae"] < 0.15  # 34 configurations only
+    table = InterferenceTable.load(tmp_path / "t.npz")
+    assert table.throughput([[2, 1, 0]])[0] == pytest.approx(3 * 0.8)
+    bad = cli("fit-interference", "--profile", profile, "--model", "svm", "--out", "x.npz")
+    assert bad.code == 2 and "--model" in bad.err

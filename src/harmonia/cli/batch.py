@@ -67,7 +67,44 @@ def read_profile_or_table(path: Path) -> InterferenceTable | Profile:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``place-batch`` to the ``harmonia`` application."""
+    """Add ``place-batch`` and ``fit-interference`` to the ``harmonia`` application."""
+
+    @app.command("fit-interference")
+    @reports_errors
+    def fit_interference(
+        profile: Annotated[
+            Path, typer.Option("--profile", help="Profiling sample (.npz as Metis's, or .csv).")
+        ],
+        out: Annotated[Path, typer.Option("--out", help="Table file to write (.npz).")],
+        model: Annotated[str, typer.Option("--model", help="gbr | forest")] = "gbr",
+        capacity: Annotated[int, typer.Option("--capacity", min=1)] = 8,
+        folds: Annotated[int, typer.Option("--folds", min=0, help="CV folds (0: none).")] = 5,
+        seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
+    ) -> None:
+        """Fit a throughput model on a profiling sample, report its cross-validated error,
+        and save the table of every node configuration (for place-batch and the
+        `interference` scheduling policy via HARMONIA_INTERFERENCE_TABLE)."""
+        if model not in MODEL_KINDS:
+            raise InputError(
+                [FieldError("--model", f"must be one of {', '.join(MODEL_KINDS)}")], "options"
+            )
+        from harmonia.sched.interference.model import fit_table  # sklearn: load late
+
+        sample = load_profile(profile, capacity=capacity)
+        table = fit_table(sample, kind=model, capacity=capacity, seed=seed, cv_folds=folds)
+        table.save(out)
+        cv = table.meta.get("cv")
+        typer.echo(
+            json.dumps(
+                {
+                    "table": str(out),
+                    "configurations": len(table.configs),
+                    "measured": int(table.measured.sum()),
+                    "cv": cv,
+                },
+                indent=2,
+            )
+        )
 
     @app.command("place-batch")
     @reports_errors
