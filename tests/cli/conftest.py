@@ -20,6 +20,21 @@ from typer.testing import CliRunner
 from harmonia.cli.app import app
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+#: Every built-in policy, by name, in the order the CLI lists them.
+POLICIES = (
+    "binpack",
+    "default",
+    "interference",
+    "latency",
+    "latency-reliable",
+    "ldp",
+    "random",
+    "ratio",
+    "rom",
+    "round-robin",
+    "spread",
+)
 CLI_FIXTURES = FIXTURES / "cli"
 OAKESTRA = FIXTURES / "sla" / "oakestra-clientsrvr.json"
 EDGE_VIDEO = FIXTURES / "sla" / "edge-video.yaml"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harmonia import __version__
-from tests.cli.conftest import CLI_FIXTURES, EDGE_VIDEO, OAKESTRA, Invoke, plain
+from tests.cli.conftest import CLI_FIXTURES, EDGE_VIDEO, OAKESTRA, POLICIES, Invoke, plain
 
 SLA_INVALID = CLI_FIXTURES / "sla-invalid.json"
 
@@ -114,19 +114,7 @@ def test_policies_lists_every_built_in_policy(cli: Invoke) -> None:
     run.assert_clean()
     assert run.code == 0
     names = [line.split("│")[1].strip() for line in run.stdout.splitlines() if "│" in line]
-    assert [n for n in names if n] == [
-        "binpack",
-        "default",
-        "interference",
-        "latency",
-        "latency-reliable",
-        "ldp",
-        "random",
-        "ratio",
-        "rom",
-        "round-robin",
-        "spread",
-    ]
+    assert [n for n in names if n] == list(POLICIES)
     assert "MostAllocated ×1" in run.out
     assert "fill the fullest node that fits" in run.out
     assert "Oakestra's ROM" in run.out and "Oakestra's LDP" in run.out

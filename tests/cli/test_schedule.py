@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cli.conftest import CLI_FIXTURES, OAKESTRA, Invoke, Run
+from tests.cli.conftest import CLI_FIXTURES, OAKESTRA, POLICIES, Invoke, Run
 
 TINY_YAML = CLI_FIXTURES / "tiny-nodes.yaml"
 TINY_JSON = CLI_FIXTURES / "tiny-nodes.json"
@@ -21,19 +21,6 @@ CONSTRAINED = CLI_FIXTURES / "requests-constrained.json"
 TOO_BIG = CLI_FIXTURES / "requests-too-big.json"
 UNKNOWN_FIELD = CLI_FIXTURES / "requests-unknown-field.json"
 SLA_INVALID = CLI_FIXTURES / "sla-invalid.json"
-POLICIES = (
-    "binpack",
-    "default",
-    "interference",
-    "latency",
-    "latency-reliable",
-    "ldp",
-    "random",
-    "ratio",
-    "rom",
-    "round-robin",
-    "spread",
-)
 
 
 def schedule(cli: Invoke, *args: object, nodes: Path = TINY_YAML, workload: Path = SMALL) -> Run:

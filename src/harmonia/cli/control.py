@@ -87,7 +87,7 @@ def connect(state_dir: Path) -> RootClient:
 
 def _save_session(path: Path, client: RootClient) -> None:
     data = {"access_token": client.token, "refresh_token": client.refresh_token}
-    embedded._write_private(path, json.dumps(data))
+    embedded.write_private(path, json.dumps(data))
 
 
 def register(app: typer.Typer) -> None:

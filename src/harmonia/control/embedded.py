@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import sys
 import time
@@ -96,7 +97,7 @@ class System:
             "root_url": self.root_url,
             "processes": [p.__dict__ for p in self.processes],
         }
-        _write_private(self.state_dir / SYSTEM_FILE, json.dumps(data, indent=2))
+        write_private(self.state_dir / SYSTEM_FILE, json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, state_dir: Path) -> System | None:
@@ -249,8 +250,6 @@ def down(state_dir: Path, *, purge: bool = False) -> list[Process]:
         (state_dir / SYSTEM_FILE).unlink(missing_ok=True)
     reap_instances(state_dir)
     if purge and state_dir.exists():
-        import shutil
-
         shutil.rmtree(state_dir)
     return stopped
 
@@ -445,7 +444,9 @@ def _tail(path: str, lines: int = 15) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _write_private(path: Path, text: str) -> None:
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by its owner only (it may hold
+    secrets)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -466,4 +467,5 @@ __all__ = [
     "restart",
     "status_of",
     "up",
+    "write_private",
 ]

@@ -353,14 +353,7 @@ class ClusterManager:
                 instance = self.instances[instance_id]
                 if instance.finished:
                     continue
-                self._change(
-                    instance,
-                    node=None,
-                    state=InstanceState.REQUESTED,
-                    detail=detail,
-                    pid=None,
-                    started_at=None,
-                )
+                self._requeue(instance, detail)
                 moved.append(instance_id)
             self.on_change()
         return moved
@@ -420,14 +413,18 @@ class ClusterManager:
         """Take ``instance_id`` off its node (releasing it); it waits for another."""
         instance = self.instances.get(instance_id)
         if instance is not None:
-            self._change(
-                instance,
-                node=None,
-                state=InstanceState.REQUESTED,
-                detail=detail,
-                pid=None,
-                started_at=None,
-            )
+            self._requeue(instance, detail)
+
+    def _requeue(self, instance: InstanceRecord, detail: str) -> None:
+        """Off its node (released there) and waiting again as REQUESTED."""
+        self._change(
+            instance,
+            node=None,
+            state=InstanceState.REQUESTED,
+            detail=detail,
+            pid=None,
+            started_at=None,
+        )
 
     def keep_waiting(self, spec: InstanceSpec, detail: str) -> InstanceRecord:
         """Record ``spec`` as REQUESTED with no node, saying why (nothing fits yet)."""
