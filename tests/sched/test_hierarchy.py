@@ -12,6 +12,7 @@ for row; refusals name the clusters tried; the row cache on and off decide alike
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -637,3 +638,75 @@ def test_rows_kept_from_the_change_log_equal_rows_computed_node_by_node(
         fresh = ClusterRows(state)
         amounts = [rng.choice([0, 500]), rng.choice([0, 256]), 0, 0, 0, 0]
         assert rows.least_allocated(amounts).tolist() == fresh.least_allocated(amounts).tolist()
+
+
+# -- batches and shared request facts --------------------------------------------------------
+
+
+@pytest.mark.parametrize("policy", ["default", "latency", "latency-reliable", "rom", "ldp"])
+def test_decisions_create_no_reference_cycles_and_batches_restore_the_collector(
+    policy: str,
+) -> None:
+    # schedule_many pauses the cyclic collector on the promise that decisions leave no
+    # cycles behind; a cycle would only be freed by a collection.
+    state, nodes = fleet(seed=7)
+    world = world_of(state, nodes)
+    rng = random.Random(7)
+    requests = []
+    for i in range(150):
+        labels, constraints = (
+            random_bounds(rng, world.names, world.positions)
+            if policy in ("latency", "latency-reliable", "ldp")
+            else ({}, [])
+        )
+        requests.append(
+            make_request(
+                f"r{i}",
+                cpu=rng.choice([250, 1000, 4000]),
+                mem=rng.choice([256, 1024, 8192]),
+                service=rng.choice([*SERVICES, ""]),
+                labels=labels,
+                constraints=constraints,
+            )
+        )
+    # A first pass imports what the policy imports lazily (a module import makes cycles).
+    scheduler_for(state.copy(), policy, seed=7).schedule_many(requests)
+    scheduler = scheduler_for(state, policy, seed=7)
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        decisions = [scheduler.schedule(r) for r in requests[:100]]
+        assert gc.collect() == 0
+    finally:
+        if was_enabled:
+            gc.enable()
+    assert any(d.node is not None for d in decisions)
+
+    plan = scheduler.schedule_many(requests[100:], on_decision=lambda d: None)
+    assert len(plan.decisions) == 50
+    assert gc.isenabled() is was_enabled
+    gc.disable()
+    try:
+        scheduler.schedule_many(requests[:1])
+        assert not gc.isenabled()  # a batch leaves a paused collector paused
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def test_root_and_clusters_learn_each_request_once() -> None:
+    state, _ = fleet(seed=8)
+    scheduler = DelegatingScheduler(state, "ldp", seed=8)
+    assert all(scope.scheduler.facts is scheduler.facts for scope in scheduler.clusters)
+    request = make_request("r", cpu=500, mem=512, labels={"delay_nowhere": "10"})
+    first = scheduler.schedule(request)
+    assert first.code is Code.UNRESOLVABLE and "nowhere" in " ".join(first.reasons)
+    facts = scheduler.facts.learn(request)
+    assert facts is scheduler.facts.learn(request)
+    assert facts.amounts == request_amounts(request) and not facts.vector.flags.writeable
+    # A request equal in value but another object is learned afresh, not mistaken.
+    twin = request.model_copy(update={"id": "twin", "labels": {}})
+    assert scheduler.facts.learn(twin).inapplicable != facts.inapplicable
+    placed = scheduler.schedule(twin)
+    assert placed.code is Code.OK

@@ -166,6 +166,10 @@ class ClusterState:
         self._mirror_seen = 0
         self.allocatable_f: FloatArray = self.allocatable.astype(np.float64, order="F")
         self.divisor_f: FloatArray = self.allocatable_nonzero.astype(np.float64, order="F")
+        # Allocatable amounts never change after construction; the scalar rows of
+        # row() share these lists rather than convert the strided rows each time.
+        self._allocatable_rows: list[list[int]] = self.allocatable.tolist()
+        self._divisor_rows: list[list[int]] = self.allocatable_nonzero.tolist()
         self.role = np.array([ROLE_CODES[node.role] for node in nodes], dtype=np.int8)
         self.cluster_names: list[str] = sorted({node.cluster for node in nodes})
         cluster_codes = {name: i for i, name in enumerate(self.cluster_names)}
@@ -500,8 +504,8 @@ class ClusterState:
                 index,
                 self.free[index].tolist(),
                 self.allocated[index].tolist(),
-                self.allocatable[index].tolist(),
-                self.allocatable_nonzero[index].tolist(),
+                self._allocatable_rows[index],
+                self._divisor_rows[index],
                 bool(self.schedulable[index]),
                 self._node_taints[index],
             )

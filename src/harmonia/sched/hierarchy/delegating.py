@@ -40,14 +40,13 @@ are found in its change log before the next decision.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from collections.abc import Set as AbstractSet
-from typing import NamedTuple
 
 import numpy as np
 
 from harmonia.model import RESOURCE_NAMES, GeoConstraint, PlacementRequest
 from harmonia.model.topology import haversine_km
 from harmonia.sched.decision import Decision, Plan, Rejection
+from harmonia.sched.facts import FactsBook
 from harmonia.sched.framework import (
     Code,
     CycleState,
@@ -56,22 +55,23 @@ from harmonia.sched.framework import (
     PreFilterPlugin,
     Profile,
     ProfileError,
+    RowLocalFilterPlugin,
     ScorePlugin,
 )
 from harmonia.sched.hierarchy.root import ROOT_POLICIES, RootPolicy, RootView
 from harmonia.sched.hierarchy.rows import ClusterRows, IndexArray
 from harmonia.sched.hierarchy.substates import ClusterScope, SubStates
 from harmonia.sched.hierarchy.wrappers import GlobalFilter, GlobalScore, RootContext
-from harmonia.sched.plugins import Direct, Geo, Latency, NodeResourcesFit
+from harmonia.sched.plugins import Direct, Geo, Latency, NodeResourcesFit, NodeSchedulable
 from harmonia.sched.plugins.resource_fit import fmt
 from harmonia.sched.policies import DelegatedProfile, get_policy
 from harmonia.sched.scheduler import Scheduler, decide_each
+from harmonia.sched.shapes import ShapeCache
 from harmonia.sched.state import (
     BoolArray,
     ClusterState,
     FloatArray,
     IntArray,
-    request_amounts,
 )
 
 #: Clusters asked, best first, before a request is refused.
@@ -82,17 +82,8 @@ MAX_CLUSTERS_TRIED = 3
 GLOBAL_PLUGIN_TYPES: tuple[type[Plugin], ...] = (Direct, Geo, Latency)
 #: Pre-filters whose outcome depends on the whole infrastructure: they run at the root.
 ROOT_PRE_FILTER_TYPES: tuple[type[Plugin], ...] = (*GLOBAL_PLUGIN_TYPES, NodeResourcesFit)
-FACTS_LIMIT = 1 << 14  # requests whose facts are kept, as in Scheduler
 EXAMPLES_PER_PLUGIN = 3  # examples kept per plugin when refusals of clusters merge
-
-
-class _Facts(NamedTuple):
-    request: PlacementRequest
-    amounts: list[int]
-    vector: IntArray  # read-only
-    requested: tuple[int, ...]
-    inapplicable: AbstractSet[str]
-    unenforced: tuple[str, ...]
+_NOTHING_SKIPPED: set[str] = set()
 
 
 class DelegatingScheduler:
@@ -158,15 +149,14 @@ class DelegatingScheduler:
         self._root_pre_filters: list[PreFilterPlugin] = [
             p for p in profile.pre_filters if isinstance(p, ROOT_PRE_FILTER_TYPES)
         ]
-        # Plugins that enforce constraint types sit out requests without one (as in
-        # Scheduler); the root runs their pre-filters and filters only when they apply.
-        self._driven = [
-            (p.name, frozenset(types))
-            for p in profile.plugins
-            if (types := getattr(p, "constraint_types", ()))
-        ]
-        self._driven_names = frozenset(name for name, _ in self._driven)
-        self._facts: dict[int, _Facts] = {}
+        # What each request needs of itself alone, learned once for the root and the
+        # clusters asked (their profiles share the constraint-driven plugins).
+        self.facts = FactsBook(profile)
+        # The nodes that are schedulable and have room for a request, per request shape,
+        # kept current from the change log: the root's node mask starts from it rather
+        # than comparing every node's free amounts on every decision.
+        fit_filters: list[RowLocalFilterPlugin] = [NodeSchedulable(), NodeResourcesFit()]
+        self._fit = ShapeCache(state, Profile("root-fit", fit_filters), fit_filters, [])
         self._context = RootContext()
         shared = {p.name: p for p in profile.plugins if isinstance(p, GLOBAL_PLUGIN_TYPES)}
         self.clusters: list[ClusterScope] = []
@@ -182,6 +172,7 @@ class DelegatingScheduler:
                 node_reason_limit=node_reason_limit,
                 cache=cache,
                 explain_failures=explain_failures,
+                facts=self.facts,
             )
             self.clusters.append(ClusterScope(c, name, members, sub, scheduler))
         self._substates = SubStates(state, self.clusters)
@@ -237,9 +228,7 @@ class DelegatingScheduler:
         """The root's cycle after the root's pre-filters ran on the global state, and the
         plugins that sit the request out; ``None`` (and ``decision`` says why) when the
         request is refused before filtering."""
-        facts = self._facts.get(id(request))
-        if facts is None or facts.request is not request:
-            facts = self._learn(request)
+        facts = self.facts.learn(request)
         if facts.unenforced:
             decision.code = Code.UNRESOLVABLE
             decision.reasons = list(facts.unenforced)
@@ -251,6 +240,7 @@ class DelegatingScheduler:
             requested=facts.requested,
             rng=self.rng,
             inapplicable=facts.inapplicable,
+            shape=facts.shape,
         )
         skipped: set[str] = set(facts.inapplicable)
         statuses = self._context.statuses
@@ -267,42 +257,6 @@ class DelegatingScheduler:
             statuses[plugin.name] = status
         return cycle, skipped
 
-    def _learn(self, request: PlacementRequest) -> _Facts:
-        """What a decision needs of ``request`` alone, kept per request object (as
-        :class:`~harmonia.sched.Scheduler` keeps it, with the same refusal texts)."""
-        profile = self.profile
-        amounts = request_amounts(request)
-        vector = np.array(amounts, dtype=np.int64)
-        vector.flags.writeable = False
-        unenforced: tuple[str, ...] = ()
-        inapplicable: AbstractSet[str] = self._driven_names
-        if request.constraints or request.labels:
-            kinds = request.constraint_kinds
-            missing = sorted(kinds - profile.constraint_types)
-            from_labels = "latency" not in {c.type for c in request.constraints}
-            unenforced = tuple(
-                f"policy {profile.name!r} has no plugin that enforces {t!r} constraints"
-                + (
-                    " (delay labels are latency constraints)"
-                    if t == "latency" and from_labels
-                    else ""
-                )
-                for t in missing
-            )
-            inapplicable = frozenset(name for name, types in self._driven if not kinds & types)
-        facts = _Facts(
-            request,
-            amounts,
-            vector,
-            tuple([i for i, v in enumerate(amounts) if v]),
-            inapplicable,
-            unenforced,
-        )
-        if len(self._facts) >= FACTS_LIMIT:
-            self._facts.clear()
-        self._facts[id(request)] = facts
-        return facts
-
     def _view(self, cycle: CycleState, skipped: set[str]) -> tuple[RootView, list[FilterPlugin]]:
         """The root's view of the request, and the root filters that applied to it."""
         view = RootView(cycle.vector, cycle.amounts, cycle.requested)
@@ -310,22 +264,21 @@ class DelegatingScheduler:
         if not active:
             return view, active
         state, context = self.state, self._context
+        # Schedulable and with room for the request (NodeSchedulable and NodeResourcesFit),
+        # kept per request shape rather than compared node by node each time.
+        fit = self._fit.entry(cycle, _NOTHING_SKIPPED).mask
         mask: BoolArray | None = None
         for plugin in active:
             plugin_mask = plugin.filter(state, cycle)
             context.masks[plugin.name] = plugin_mask
-            # NOTE: the first combination makes a new array: a plugin's mask may be its own.
+            # NOTE: the first combination makes a new array: the plugin's mask and the fit
+            # mask belong to their owners.
             mask = (
-                np.logical_and(plugin_mask, state.schedulable)
+                np.logical_and(plugin_mask, fit)
                 if mask is None
                 else np.logical_and(mask, plugin_mask, out=mask)
             )
         assert mask is not None
-        # NOTE: whole columns, not the nodes within the bounds: bounds of 15-60 ms admit
-        # most nodes, and gathering their rows costs more than comparing every node.
-        free, vector = state.free, cycle.vector
-        for r in cycle.requested:
-            np.logical_and(mask, free[:, r] >= vector[r], out=mask)
         view.node_mask = mask
         if self.root.wants_proximity:
             view.proximity = self._proximity(cycle, active, mask)
