@@ -11,6 +11,7 @@ in turn (the root and then a cluster of a delegated policy, which share one
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
@@ -18,11 +19,13 @@ import numpy as np
 
 from harmonia.model import PlacementRequest
 from harmonia.sched.framework import Profile
-from harmonia.sched.state import IntArray, request_amounts
+from harmonia.sched.state import NUM_RESOURCES, IntArray, request_amounts
 
 #: Requests whose facts are kept; past this the book starts over (a dict clear is cheap
 #: and a host's working set of request objects is far smaller).
 FACTS_LIMIT = 1 << 14
+# Native int64s, the layout of an int64 array's bytes (``vector.tobytes()``).
+_PACK = struct.Struct(f"@{NUM_RESOURCES}q").pack
 
 
 class RequestFacts(NamedTuple):
@@ -64,8 +67,10 @@ class FactsBook:
         if facts is not None and facts.request is request:
             return facts
         amounts = request_amounts(request)
-        vector = np.array(amounts, dtype=np.int64)
-        vector.flags.writeable = False
+        # The shape key first, then the vector as a view of those immutable bytes: it is
+        # read-only by construction, cheaper than building an array and locking it.
+        shape = _PACK(*amounts)
+        vector: IntArray = np.frombuffer(shape, dtype=np.int64)
         unenforced: tuple[str, ...] = ()
         inapplicable: AbstractSet[str] = self.driven_names
         if request.constraints or request.labels:
@@ -79,7 +84,7 @@ class FactsBook:
             amounts,
             vector,
             tuple([i for i, v in enumerate(amounts) if v]),
-            vector.tobytes(),
+            shape,
             inapplicable,
             unenforced,
         )

@@ -170,6 +170,12 @@ class ClusterState:
         # row() share these lists rather than convert the strided rows each time.
         self._allocatable_rows: list[list[int]] = self.allocatable.tolist()
         self._divisor_rows: list[list[int]] = self.allocatable_nonzero.tolist()
+        #: The largest allocatable amount of any node, per resource (as Python ints in
+        #: ``max_allocatable_amounts`` for scalar checks).
+        self.max_allocatable: IntArray = (
+            self.allocatable.max(axis=0) if n else np.zeros(NUM_RESOURCES, dtype=np.int64)
+        )
+        self.max_allocatable_amounts: list[int] = self.max_allocatable.tolist()
         self.role = np.array([ROLE_CODES[node.role] for node in nodes], dtype=np.int8)
         self.cluster_names: list[str] = sorted({node.cluster for node in nodes})
         cluster_codes = {name: i for i, name in enumerate(self.cluster_names)}
@@ -236,10 +242,6 @@ class ClusterState:
 
     def _refresh_schedulable(self) -> None:
         self.schedulable: BoolArray = self.healthy & ~self.cordoned
-        if len(self):
-            self.max_allocatable: IntArray = self.allocatable.max(axis=0)
-        else:
-            self.max_allocatable = np.zeros(NUM_RESOURCES, dtype=np.int64)
 
     def node_index(self, name: str) -> int:
         try:

@@ -363,10 +363,12 @@ def _covers(
         return no_resources
     # A cluster without a node of the group has NO_NODE as its largest amount, below any
     # requested amount: the compares alone exclude it.
+    # NOTE: compared with Python ints, cheaper than numpy scalars taken from the vector.
+    amounts = vector.tolist()
     first, *rest = requested
-    ok: BoolArray = largest[:, first] >= vector[first]
+    ok: BoolArray = largest[:, first] >= amounts[first]
     for r in rest:
-        ok &= largest[:, r] >= vector[r]
+        ok &= largest[:, r] >= amounts[r]
     return ok
 
 

@@ -21,13 +21,20 @@ class NodeResourcesFit:
     row_local = True
 
     def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
-        too_big = [
-            f"{RESOURCE_NAMES[r]} {fmt(r, int(cycle.vector[r]))} exceeds the largest node's "
-            f"allocatable {fmt(r, int(state.max_allocatable[r]))}"
-            for r in cycle.requested
-            if cycle.vector[r] > state.max_allocatable[r]
-        ]
-        return unresolvable(*too_big) if too_big else OK
+        largest, amounts = state.max_allocatable_amounts, cycle.amounts
+        for r in cycle.requested:
+            if amounts[r] > largest[r]:
+                break
+        else:
+            return OK
+        return unresolvable(
+            *[
+                f"{RESOURCE_NAMES[r]} {fmt(r, amounts[r])} exceeds the largest node's "
+                f"allocatable {fmt(r, largest[r])}"
+                for r in cycle.requested
+                if amounts[r] > largest[r]
+            ]
+        )
 
     def filter(self, state: ClusterState, cycle: CycleState) -> BoolArray:
         free, vector = state.free, cycle.vector
