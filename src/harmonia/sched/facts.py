@@ -44,11 +44,7 @@ class FactsBook:
     def __init__(self, profile: Profile) -> None:
         self.policy = profile.name
         self.constraint_types = profile.constraint_types
-        self.driven: list[tuple[str, frozenset[str]]] = [
-            (p.name, frozenset(types))
-            for p in profile.plugins
-            if (types := getattr(p, "constraint_types", ()))
-        ]
+        self.driven = _driven(profile)
         self.driven_names = frozenset(name for name, _ in self.driven)
         self._facts: dict[int, RequestFacts] = {}
 
@@ -58,7 +54,7 @@ class FactsBook:
         return (
             profile.name == self.policy
             and profile.constraint_types == self.constraint_types
-            and FactsBook(profile).driven == self.driven
+            and _driven(profile) == self.driven
         )
 
     def learn(self, request: PlacementRequest) -> RequestFacts:
@@ -92,6 +88,15 @@ class FactsBook:
             self._facts.clear()
         self._facts[id(request)] = facts
         return facts
+
+
+def _driven(profile: Profile) -> list[tuple[str, frozenset[str]]]:
+    """The plugins that enforce constraint types, with those types."""
+    return [
+        (p.name, frozenset(types))
+        for p in profile.plugins
+        if (types := getattr(p, "constraint_types", ()))
+    ]
 
 
 def _unenforced_reasons(

@@ -22,17 +22,14 @@ class NodeResourcesFit:
 
     def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
         largest, amounts = state.max_allocatable_amounts, cycle.amounts
-        for r in cycle.requested:
-            if amounts[r] > largest[r]:
-                break
-        else:
+        too_big = [r for r in cycle.requested if amounts[r] > largest[r]]
+        if not too_big:
             return OK
         return unresolvable(
             *[
                 f"{RESOURCE_NAMES[r]} {fmt(r, amounts[r])} exceeds the largest node's "
                 f"allocatable {fmt(r, largest[r])}"
-                for r in cycle.requested
-                if amounts[r] > largest[r]
+                for r in too_big
             ]
         )
 
