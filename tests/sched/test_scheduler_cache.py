@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from harmonia.model import (
@@ -37,6 +38,10 @@ from harmonia.sched import (
 )
 from harmonia.sched import shapes as shapes_module
 from harmonia.sched import state as state_module
+from harmonia.sched.framework import CycleState, Profile
+from harmonia.sched.plugins import NodeResourcesFit
+from harmonia.sched.plugins import allocation as allocation_module
+from harmonia.sched.state import BoolArray, FloatArray, NodeRow
 from tests.builders import make_node, make_request, taint, toleration
 
 CLUSTERS = ["c0", "c1", "c2"]
@@ -240,3 +245,45 @@ def test_outcomes_cover_every_code() -> None:
     scheduler = Scheduler(state)
     codes = {scheduler.schedule(random_request(rng, i)).code for i in range(300)}
     assert {Code.OK, Code.UNSCHEDULABLE, Code.UNRESOLVABLE} <= codes
+
+
+class _CachedScore:
+    """A row-local score that hands out its own array each time (no fresh_scores)."""
+
+    name = "CachedScore"
+    row_local = True
+
+    def __init__(self, n: int) -> None:
+        self.values = np.arange(n, dtype=np.float64)
+
+    def score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> FloatArray:
+        return self.values
+
+    def score_node(self, row: NodeRow, cycle: CycleState) -> float:
+        return float(row.node)
+
+
+def test_the_shape_cache_never_writes_into_a_plugins_own_array() -> None:
+    nodes = [make_node(f"n{i}", 1000, 1024) for i in range(6)]
+    state = ClusterState(nodes)
+    plugin = _CachedScore(len(nodes))
+    profile = Profile(
+        "own-array",
+        [NodeResourcesFit(), plugin],
+        {"CachedScore": 1},
+    )
+    scheduler = Scheduler(state, profile)
+    # Node 5 scores highest; once full it is masked out of the entry, not of the plugin.
+    for i in range(3):
+        decision = scheduler.schedule(make_request(f"r{i}", 600, 100))
+        assert decision.node == f"n{5 - i}"
+    assert plugin.values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize("divisor", [1, 2, 3, 4, 6, 8, 1024])
+def test_in_place_division_by_a_weight_sum_equals_true_division(divisor: int) -> None:
+    rng = np.random.default_rng(divisor)
+    values = np.floor(rng.random(10_000) * 1e6)
+    expected = values / divisor
+    allocation_module._divide(values, divisor)
+    assert np.array_equal(values, expected)

@@ -155,7 +155,12 @@ class RowLocalFilterPlugin(FilterPlugin, Protocol):
 @runtime_checkable
 class RowLocalScorePlugin(ScorePlugin, Protocol):
     """A score whose value on node i depends only on row i and the request's resources
-    (and on what its ``cache_key`` names)."""
+    (and on what its ``cache_key`` names).
+
+    A plugin whose ``score`` returns a new array on every call may say so with a class
+    attribute ``fresh_scores = True``: the shape cache then keeps that array rather than a
+    copy (otherwise it assumes the array may be the plugin's own and never writes into it).
+    """
 
     def score_node(self, row: NodeRow, cycle: CycleState) -> float: ...
 

@@ -157,15 +157,20 @@ class ShapeCache:
         for scorer, weight in self.weighted_scores:
             scores = scorer.score(state, cycle, mask)
             if base is None:
-                # The plugin's array may be its own cache: never write into it.
-                base = scores * weight
+                # A plugin's array may be its own cache: written into only when the plugin
+                # says it is new (fresh_scores); weight 1 then needs no copy.
+                fresh = weight == 1 and getattr(scorer, "fresh_scores", False)
+                base = scores if fresh else scores * weight
             else:
                 if weight != 1:
                     scores = scores * weight
                 np.add(base, scores, out=base)
         if base is None:
             base = np.zeros(len(state), dtype=np.float64)
-        return mask, np.where(mask, base, -np.inf)
+        # NOTE: in place where the mask is False rather than np.where's new array: most
+        # nodes fit, so few elements are written.
+        np.copyto(base, -np.inf, where=~mask)
+        return mask, base
 
 
 __all__ = ["CACHE_BYTES", "ROW_REFRESH_LIMIT", "ShapeCache", "ShapeEntry"]

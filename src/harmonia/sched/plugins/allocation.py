@@ -61,6 +61,7 @@ class LeastAllocated:
 
     name = "LeastAllocated"
     row_local = True
+    fresh_scores = True  # score() returns a new array, which the caller may keep
 
     def __init__(self, config: AllocationConfig | None = None) -> None:
         self.config = config or AllocationConfig()
@@ -85,7 +86,7 @@ class LeastAllocated:
             total = left if total is None else np.add(total, left, out=total)
         assert total is not None
         if self._weight_sum != 1:
-            total /= self._weight_sum
+            _divide(total, self._weight_sum)
             np.floor(total, out=total)
         return total
 
@@ -121,6 +122,7 @@ class MostAllocated:
 
     name = "MostAllocated"
     row_local = True
+    fresh_scores = True
 
     def __init__(self, config: AllocationConfig | None = None) -> None:
         self.config = config or AllocationConfig()
@@ -142,7 +144,7 @@ class MostAllocated:
             total = share if total is None else np.add(total, share, out=total)
         assert total is not None
         if self._weight_sum != 1:
-            total /= self._weight_sum
+            _divide(total, self._weight_sum)
             np.floor(total, out=total)
         return total
 
@@ -158,6 +160,15 @@ class MostAllocated:
             used = min(allocated[col] + amounts[col], allocatable[col])
             total += used * MAX_NODE_SCORE // divisor[col] * weight
         return float(total // self._weight_sum)
+
+
+def _divide(values: FloatArray, divisor: int) -> None:
+    """``values /= divisor`` in place; by a power of two as a multiplication by its
+    inverse, the same IEEE result (scaling by 2**-k is exact) at half the cost."""
+    if divisor & (divisor - 1) == 0:
+        values *= 1.0 / divisor
+    else:
+        values /= divisor
 
 
 @dataclass(frozen=True)

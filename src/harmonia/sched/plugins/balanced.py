@@ -23,6 +23,7 @@ _SCORE = float(MAX_NODE_SCORE)
 class BalancedAllocation:
     name = "BalancedAllocation"
     row_local = True
+    fresh_scores = True  # score() returns a new array, which the caller may keep
 
     def __init__(self, config: AllocationConfig | None = None) -> None:
         self.config = config or AllocationConfig()
@@ -39,7 +40,7 @@ class BalancedAllocation:
         if len(shares) == 2:
             std = np.subtract(shares[0], shares[1], out=shares[0])
             np.abs(std, out=std)
-            std /= 2
+            std *= 0.5  # the same IEEE result as /= 2, at half the cost
         else:
             std = np.sqrt(np.var(np.vstack(shares), axis=0))
         score = np.subtract(1.0, std, out=std)
