@@ -129,3 +129,25 @@ def test_pre_score_skips_when_soft_taints_are_tolerated() -> None:
     request = make_request(tolerations=[toleration(operator="Exists", effect="PreferNoSchedule")])
     cycle = make_cycle(state, request)
     assert TaintToleration().pre_score(state, cycle, state.schedulable).code is Code.SKIP
+
+
+def test_one_plugin_judges_each_set_of_tolerations_on_its_own_and_per_state() -> None:
+    """Verdicts are kept per set of tolerations and per state: a second request with
+    other tolerations, or the same ones on another state, gets its own answer."""
+    plugin = TaintToleration()
+    state = tainted_state()
+
+    def mask_of(on: ClusterState, *tolerations: Toleration) -> list[bool]:
+        cycle = make_cycle(on, make_request(tolerations=tolerations))
+        assert plugin.pre_filter(on, cycle).ok
+        return plugin.filter(on, cycle).tolist()
+
+    plain = mask_of(state)
+    assert plain == [True, False, False, True, True]
+    assert mask_of(state, toleration("gpu", "true")) == [True, True, False, True, True]
+    assert mask_of(state) == plain
+    shared = plugin.filter(state, make_cycle(state, make_request()))
+    with pytest.raises(ValueError, match="read-only"):
+        shared[0] = False  # shared by every such request: no caller may write into it
+    other = make_state([make_node("gpu", taints=[GPU]), make_node("plain")])
+    assert mask_of(other) == [False, True]

@@ -12,15 +12,27 @@ distinct taints, not with nodes times taints.
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 import numpy as np
 
-from harmonia.model import Taint, TaintEffect
+from harmonia.model import Taint, TaintEffect, Toleration
 from harmonia.sched.framework import OK, SKIP, CycleState, Status
 from harmonia.sched.plugins.normalize import normalize_by_max
 from harmonia.sched.state import BoolArray, ClusterState, FloatArray, IntArray, NodeRow
 
 _HARD = (TaintEffect.NO_SCHEDULE, TaintEffect.NO_EXECUTE)
+# Sets of tolerations whose verdicts are kept per state (one node mask each).
+VERDICTS_KEPT = 256
+
+
+@dataclass
+class _Verdict:
+    """What one set of tolerations makes of a state's taints."""
+
+    hard: list[Taint]  # NoSchedule / NoExecute taints not tolerated
+    soft: list[Taint]  # PreferNoSchedule taints not tolerated
+    mask: BoolArray | None = None  # nodes free of the hard ones, once asked for
 
 
 class TaintToleration:
@@ -29,21 +41,47 @@ class TaintToleration:
     # score is normalized over feasible nodes, so only the filter is row-local.
     row_local_filter = True
 
+    def __init__(self) -> None:
+        # A state's taints are fixed when it is built, so what a set of tolerations makes
+        # of them is kept per set: most requests carry the same few (usually none).
+        self._taints: dict[Taint, BoolArray] | None = None
+        self._verdicts: dict[tuple[Toleration, ...], _Verdict] = {}
+
     def cache_key(self, cycle: CycleState) -> Hashable:
         return cycle.request.tolerations
+
+    def _verdict(self, state: ClusterState, cycle: CycleState) -> _Verdict:
+        if state.taints is not self._taints:
+            self._taints, self._verdicts = state.taints, {}
+        tolerations = cycle.request.tolerations
+        verdict = self._verdicts.get(tolerations)
+        if verdict is None:
+            if len(self._verdicts) >= VERDICTS_KEPT:
+                self._verdicts.clear()
+            untolerated = [t for t in state.taints if not _tolerated(cycle, t)]
+            verdict = _Verdict(
+                [t for t in untolerated if t.effect in _HARD],
+                [t for t in untolerated if t.effect is TaintEffect.PREFER_NO_SCHEDULE],
+            )
+            self._verdicts[tolerations] = verdict
+        return verdict
 
     def pre_filter(self, state: ClusterState, cycle: CycleState) -> Status:
         if not state.taints:
             return SKIP
-        hard = [t for t in state.taints if t.effect in _HARD and not _tolerated(cycle, t)]
-        cycle.data[self.name] = hard
-        return OK if hard else SKIP
+        verdict = self._verdict(state, cycle)
+        cycle.data[self.name] = verdict.hard
+        return OK if verdict.hard else SKIP
 
     def filter(self, state: ClusterState, cycle: CycleState) -> BoolArray:
-        mask = np.ones(len(state), dtype=bool)
-        for taint in cycle.data[self.name]:
-            mask &= ~state.taints[taint]
-        return mask
+        verdict = self._verdict(state, cycle)
+        if verdict.mask is None:
+            mask = np.ones(len(state), dtype=bool)
+            for taint in verdict.hard:
+                mask &= ~state.taints[taint]
+            mask.flags.writeable = False  # shared by every request with these tolerations
+            verdict.mask = mask
+        return verdict.mask
 
     def filter_node(self, row: NodeRow, cycle: CycleState) -> bool:
         if not row.taints:
@@ -65,11 +103,7 @@ class TaintToleration:
     def pre_score(self, state: ClusterState, cycle: CycleState, feasible: BoolArray) -> Status:
         if not state.taints:
             return SKIP
-        soft = [
-            t
-            for t in state.taints
-            if t.effect is TaintEffect.PREFER_NO_SCHEDULE and not _tolerated(cycle, t)
-        ]
+        soft = self._verdict(state, cycle).soft
         cycle.data[self.name + ".soft"] = soft
         return OK if soft else SKIP
 
