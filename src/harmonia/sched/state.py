@@ -325,7 +325,9 @@ class ClusterState:
             self._free_f[:] = self.free
             self._allocated_f[:] = self.allocated
         elif self._mirror_seen < end:
-            rows = changes[self._mirror_seen : end]
+            # One index array for the four gathers and scatters (a list is converted by
+            # each of them).
+            rows = np.array(changes[self._mirror_seen : end], dtype=np.intp)
             self._free_f[rows] = self.free[rows]
             self._allocated_f[rows] = self.allocated[rows]
         else:
