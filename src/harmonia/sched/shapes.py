@@ -150,9 +150,14 @@ class ShapeCache:
     ) -> tuple[BoolArray, FloatArray]:
         """Combined mask and weighted score (-inf where infeasible) of the row-local plugins."""
         state = self.state
-        mask: BoolArray = np.ones(len(state), dtype=bool)
-        for plugin in filters:
-            np.logical_and(mask, plugin.filter(state, cycle), out=mask)
+        mask: BoolArray
+        if filters:
+            # A copy of the first mask (it may be the plugin's or the state's own).
+            mask = np.array(filters[0].filter(state, cycle), dtype=bool)
+            for plugin in filters[1:]:
+                np.logical_and(mask, plugin.filter(state, cycle), out=mask)
+        else:
+            mask = np.ones(len(state), dtype=bool)
         base: FloatArray | None = None
         for scorer, weight in self.weighted_scores:
             scores = scorer.score(state, cycle, mask)
@@ -167,9 +172,10 @@ class ShapeCache:
                 np.add(base, scores, out=base)
         if base is None:
             base = np.zeros(len(state), dtype=np.float64)
-        # NOTE: in place where the mask is False rather than np.where's new array: most
-        # nodes fit, so few elements are written.
-        np.copyto(base, -np.inf, where=~mask)
+        # NOTE: the infeasible nodes' indices, then one scatter: at 12,500 nodes this costs
+        # less than np.where's new array or a masked copyto, whose branch per element
+        # mispredicts on an irregular mask.
+        base[np.flatnonzero(~mask)] = -np.inf
         return mask, base
 
 
