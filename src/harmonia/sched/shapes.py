@@ -57,6 +57,12 @@ class ShapeCache:
         self.filters = filters
         self.filter_names = {p.name for p in filters}
         self.weighted_scores = [(p, profile.weights[p.name]) for p in scores]
+        # A plugin's array may be its own cache and is never written into, unless the
+        # plugin says it is new (fresh_scores): the first score of weight 1 is then kept
+        # as the entry's base rather than copied.
+        self._keep_first = bool(scores) and (
+            self.weighted_scores[0][1] == 1 and getattr(scores[0], "fresh_scores", False)
+        )
         self.score_fns = [(p.score_node, profile.weights[p.name]) for p in scores]
         self.key_fns: list[Callable[[CycleState], Hashable]] = [
             key_fn
@@ -162,10 +168,7 @@ class ShapeCache:
         for scorer, weight in self.weighted_scores:
             scores = scorer.score(state, cycle, mask)
             if base is None:
-                # A plugin's array may be its own cache: written into only when the plugin
-                # says it is new (fresh_scores); weight 1 then needs no copy.
-                fresh = weight == 1 and getattr(scorer, "fresh_scores", False)
-                base = scores if fresh else scores * weight
+                base = scores if self._keep_first else scores * weight
             else:
                 if weight != 1:
                     scores = scores * weight
