@@ -44,6 +44,9 @@ from harmonia.sched import (
 from harmonia.sched import shapes as shapes_module
 from harmonia.sched import state as state_module
 from harmonia.sched.hierarchy import NO_NODE, ClusterRows
+from harmonia.sched.hierarchy import root as root_module
+from harmonia.sched.hierarchy import rows as rows_module
+from harmonia.sched.hierarchy.root import Rom, RootView
 from harmonia.sched.state import Area, request_amounts
 from tests.builders import make_node, make_request, make_state, place
 from tests.sched.test_latency_policy import (
@@ -617,20 +620,7 @@ def test_rows_kept_from_the_change_log_equal_rows_computed_node_by_node(
     placed: list[tuple[int, PlacementRequest]] = []
     for step in range(400):
         for _ in range(rng.choice([1, 1, 1, 3])):  # sometimes several changes per look
-            roll = rng.random()
-            if roll < 0.35 and placed:
-                node, request = placed.pop(rng.randrange(len(placed)))
-                state.release(node, request)
-            elif roll < 0.45:
-                state.set_healthy(rng.choice(nodes).name, rng.random() < 0.7)
-            elif roll < 0.5:
-                state.set_cordoned(rng.choice(nodes).name, rng.random() < 0.3)
-            else:
-                request = make_request(f"r{step}", cpu=rng.choice([0, 250, 1000]), mem=512)
-                node = rng.randrange(len(nodes))
-                if (state.free[node] >= request_amounts(request)).all():
-                    state.reserve(node, request)
-                    placed.append((node, request))
+            change_randomly(rng, state, nodes, placed, step)
         rows.refresh()
         expected = brute_rows(state)
         for name, value in expected.items():
@@ -638,6 +628,70 @@ def test_rows_kept_from_the_change_log_equal_rows_computed_node_by_node(
         fresh = ClusterRows(state)
         amounts = [rng.choice([0, 500]), rng.choice([0, 256]), 0, 0, 0, 0]
         assert rows.least_allocated(amounts).tolist() == fresh.least_allocated(amounts).tolist()
+
+
+def change_randomly(
+    rng: random.Random,
+    state: ClusterState,
+    nodes: list[Node],
+    placed: list[tuple[int, PlacementRequest]],
+    step: int,
+) -> None:
+    """One random change: a release, a health or cordon flip, or a placement that fits."""
+    roll = rng.random()
+    if roll < 0.35 and placed:
+        node, request = placed.pop(rng.randrange(len(placed)))
+        state.release(node, request)
+    elif roll < 0.45:
+        state.set_healthy(rng.choice(nodes).name, rng.random() < 0.7)
+    elif roll < 0.5:
+        state.set_cordoned(rng.choice(nodes).name, rng.random() < 0.3)
+    else:
+        request = make_request(f"r{step}", cpu=rng.choice([0, 250, 1000]), mem=512)
+        node = rng.randrange(len(nodes))
+        if (state.free[node] >= request_amounts(request)).all():
+            state.reserve(node, request)
+            placed.append((node, request))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_rom_scores_kept_per_shape_equal_scores_computed_afresh(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Short logs, so that rescoring, rebuilding and new versions all happen.
+    monkeypatch.setattr(root_module, "RESCORED_LIMIT", 3)
+    monkeypatch.setattr(rows_module, "TOUCHED_LIMIT", 40)
+    rng = random.Random(seed)
+    nodes = [
+        make_node(
+            f"n{i}",
+            cpu=rng.choice([1000, 2000, 4000]),
+            mem=rng.choice([1024, 4096]),
+            cluster=rng.choice(["x", "y", "z", "w"]),
+        )
+        for i in range(30)
+    ]
+    state = make_state(nodes)
+    rows = ClusterRows(state)
+    rom = Rom()
+    shapes = [[cpu, mem, 0, 0, 0, 0] for cpu in (0, 300, 1500) for mem in (0, 700)]
+    placed: list[tuple[int, PlacementRequest]] = []
+    for step in range(300):
+        for _ in range(rng.choice([1, 1, 2, 5])):
+            change_randomly(rng, state, nodes, placed, step)
+        rows.refresh()
+        fresh = ClusterRows(state)
+        for amounts in rng.sample(shapes, 3):
+            vector = np.array(amounts, dtype=np.int64)
+            requested = tuple(r for r, amount in enumerate(amounts) if amount)
+            view = RootView(vector, amounts, requested)
+            expected = np.where(
+                fresh.could_fit(vector, requested), fresh.least_allocated(amounts), -np.inf
+            )
+            ranked = rom.rank(rows, state, view)
+            assert ranked.tolist() == expected.tolist(), (step, amounts)
+            ranked[:] = -np.inf  # the caller's copy: using it up changes nothing kept
+    assert rows.version > 2  # the log overflowed, and weights changed, along the way
 
 
 # -- batches and shared request facts --------------------------------------------------------

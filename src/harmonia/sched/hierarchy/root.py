@@ -75,21 +75,63 @@ class RootPolicy(Protocol):
         ...
 
 
+@dataclass
+class _Ranked:
+    """``rom``'s cluster scores for one request shape, current up to ``seen`` in the
+    rows' :attr:`~harmonia.sched.hierarchy.rows.ClusterRows.touched` log of ``version``."""
+
+    scores: FloatArray
+    version: int
+    seen: int
+
+
 class Rom:
     """Resource-only matching: clusters whose largest free node could hold the request,
-    least allocated first."""
+    least allocated first.
+
+    The scores of a request without a ``Direct`` bound depend only on its shape and the
+    cluster rows, so they are kept per shape and only the clusters whose row changed
+    since are scored again, one by one (with the vector path's operations: the same
+    values). A placement changes one cluster's row, so a decision rescores about one
+    cluster rather than computing four vectors over all of them.
+    """
 
     name = "rom"
     filter_types: tuple[type[Plugin], ...] = (Direct,)
     wants_proximity = False
 
+    def __init__(self) -> None:
+        self._ranked: dict[bytes, _Ranked] = {}
+
     def rank(self, rows: ClusterRows, state: ClusterState, view: RootView) -> FloatArray:
-        if view.node_mask is None:
-            ok = rows.could_fit(view.vector, view.requested)
-        else:
+        if view.node_mask is not None:
             ok = rows.any_per_cluster(view.node_mask)
-        ranked: FloatArray = np.where(ok, rows.least_allocated(view.amounts), -np.inf)
-        return ranked
+            scored: FloatArray = np.where(ok, rows.least_allocated(view.amounts), -np.inf)
+            return scored
+        key = view.vector.tobytes()
+        entry = self._ranked.get(key)
+        touched = rows.touched
+        if (
+            entry is None
+            or entry.version != rows.version
+            or len(touched) - entry.seen > RESCORED_LIMIT
+        ):
+            ok = rows.could_fit(view.vector, view.requested)
+            scores: FloatArray = np.where(ok, rows.least_allocated(view.amounts), -np.inf)
+            if len(self._ranked) >= SHAPES_KEPT:
+                self._ranked.clear()
+            self._ranked[key] = _Ranked(scores, rows.version, len(touched))
+            return scores.copy()  # the caller uses its copy up
+        if len(touched) > entry.seen:
+            amounts, requested, scores = view.amounts, view.requested, entry.scores
+            for c in set(touched[entry.seen :]):
+                scores[c] = (
+                    rows.least_allocated_one(c, amounts)
+                    if rows.could_fit_one(c, amounts, requested)
+                    else -np.inf
+                )
+            entry.seen = len(touched)
+        return entry.scores.copy()
 
 
 class Ldp:
@@ -122,6 +164,11 @@ class Ldp:
         ranked: FloatArray = np.where(ok, score, -np.inf)
         return ranked
 
+
+#: Request shapes whose ``rom`` scores are kept (100 clusters: 800 bytes each).
+SHAPES_KEPT = 4096
+#: Past this many changed clusters a shape's scores are computed again as vectors.
+RESCORED_LIMIT = 16
 
 ROOT_POLICIES: dict[str, type[Rom] | type[Ldp]] = {"rom": Rom, "ldp": Ldp}
 

@@ -52,6 +52,8 @@ NO_NODE = int(np.iinfo(np.int64).min)
 CLOUD = ROLE_CODES[NodeRole.CLOUD]
 # Past this many changed nodes since the last look, recompute every row at once.
 BULK_CHANGES = 2048
+# Changed clusters logged in ClusterRows.touched before a new version starts.
+TOUCHED_LIMIT = 4096
 
 
 class _Maxima:
@@ -68,6 +70,11 @@ class _Maxima:
         self.top: IntArray = np.full((clusters, NUM_RESOURCES), NO_NODE, dtype=np.int64)
         self._tops: list[list[int]] = self.top.tolist()
         self._holders: list[list[int]] = [[0] * NUM_RESOURCES for _ in range(clusters)]
+
+    @property
+    def tops(self) -> list[list[int]]:
+        """:attr:`top` as Python lists (the live copy; read only)."""
+        return self._tops
 
     def rebuild(self, free: IntArray, member: BoolArray, starts: IndexArray) -> None:
         """From ``free`` rows in cluster order, counting the rows where ``member``."""
@@ -157,6 +164,10 @@ class ClusterRows:
         self._weights: list[tuple[float, float]] = []  # the shares' weights, per cluster
         self.epoch = -1
         self.seen = 0
+        #: Bumped when every row may have changed (a recompute, new resource weights);
+        #: between bumps, :attr:`touched` lists the clusters whose row changed, in order.
+        self.version = 0
+        self.touched: list[int] = []
         self.recompute()
 
     def __len__(self) -> int:
@@ -203,7 +214,7 @@ class ClusterRows:
         :meth:`refresh` in between (the next refresh then recomputes)."""
         state = self.state
         self.epoch, self.seen = state.epoch, len(state.changes)
-        self._shares = None
+        self._new_version()
         self._tracking = track
         if track:
             self._counted_free = state.free.tolist()
@@ -251,6 +262,7 @@ class ClusterRows:
             resources = [r for r in range(NUM_RESOURCES) if new[r] != old[r]]
             if not resources:
                 return
+            self._touch(c)
             sums, free = self._free_sums[c], self.free
             for r in resources:
                 sums[r] += new[r] - old[r]
@@ -272,12 +284,24 @@ class ClusterRows:
                 now = None  # it leaves the sums and maxima
             else:
                 was = None  # it joins them
-            self._shares = None  # the allocatable sums changed: weights too
+            self._new_version()  # the allocatable sums changed: weights too
         for r in self._all.move(c, resources, was, now):
             stale.add((c, r, False))
         if self._cloud[node]:
             for r in self._clouds.move(c, resources, was, now):
                 stale.add((c, r, True))
+
+    def _new_version(self) -> None:
+        self._shares = None
+        self.version += 1
+        self.touched = []
+
+    def _touch(self, c: int) -> None:
+        touched = self.touched
+        if len(touched) >= TOUCHED_LIMIT:
+            self._new_version()  # readers rebuild rather than replay a long log
+        else:
+            touched.append(c)
 
     def _reshare(self, c: int) -> None:
         """Cluster ``c``'s base share after its free sums changed, with the operations of
@@ -337,6 +361,31 @@ class ClusterRows:
         if amounts[MEMORY]:
             share = share - memory_weight * amounts[MEMORY]
         return share if share is not base else base.copy()
+
+    def could_fit_one(self, c: int, amounts: list[int], requested: tuple[int, ...]) -> bool:
+        """:meth:`could_fit` of cluster ``c`` alone."""
+        if not requested:
+            return bool(self.schedulable[c] > 0)
+        largest = self._all.tops[c]
+        # NOTE: an explicit loop; all() over a generator costs more on this path.
+        for r in requested:  # noqa: SIM110
+            if largest[r] < amounts[r]:
+                return False
+        return True
+
+    def least_allocated_one(self, c: int, amounts: list[int]) -> float:
+        """:meth:`least_allocated` of cluster ``c`` alone, with the vector path's
+        operations in its order (the same value)."""
+        if self._shares is None:
+            self.least_allocated(amounts)  # computes the shares and weights
+        assert self._shares is not None
+        share = float(self._shares[0][c])
+        cpu_weight, memory_weight = self._weights[c]
+        if amounts[CPU]:
+            share = share - cpu_weight * amounts[CPU]
+        if amounts[MEMORY]:
+            share = share - memory_weight * amounts[MEMORY]
+        return share
 
     def any_per_cluster(self, mask: BoolArray) -> BoolArray:
         """Clusters with at least one node set in ``mask`` (a vector over nodes)."""
