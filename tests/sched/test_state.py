@@ -315,6 +315,22 @@ def test_row_is_python_numbers_and_refreshes_after_a_change() -> None:
     assert state.row(0).schedulable is False
 
 
+def test_rows_follow_every_placement_and_copies_keep_their_own() -> None:
+    state = make_state([make_node("a", cpu=4000, mem=4096), make_node("b", cpu=2000, mem=2048)])
+    web = make_request("w", cpu=500, mem=256)
+    state.reserve(0, web)
+    state.reserve(1, web, state.allocatable[1] // 2)  # a whole vector, not per column
+    clone = state.copy()
+    state.release(0, web)
+    for s in (state, clone):
+        for i in range(len(s)):
+            assert s.row(i).free == s.free[i].tolist()
+            assert s.row(i).allocated == s.allocated[i].tolist()
+            assert all(type(v) is int for v in s.row(i).free)
+    assert clone.row(0).allocated[0] == 500  # the release did not reach the copy
+    assert state.row(0).allocated[0] == 0
+
+
 # -- change log and copies --------------------------------------------------------------------
 
 

@@ -50,7 +50,11 @@ FloatArray = npt.NDArray[np.float64]
 
 
 class NodeRow(NamedTuple):
-    """One node's amounts as Python numbers, for row-local plugins' scalar path."""
+    """One node's amounts as Python numbers, for row-local plugins' scalar path.
+
+    ``free`` and ``allocated`` are the state's own lists, which reserve and release
+    update in place: read them, never write them, and do not keep them as a snapshot.
+    """
 
     node: int
     free: list[int]
@@ -229,6 +233,11 @@ class ClusterState:
         self.changes: list[int] = []
         self.epoch = 0
         self._rows: dict[int, NodeRow] = {}
+        # The free and allocated rows as Python lists, which reserve and release update
+        # in place: a NodeRow holds them, so it stays current through placements and is
+        # built again only when the node's health or cordon changes.
+        self._free_rows: list[list[int]] = self.free.tolist()
+        self._allocated_rows: list[list[int]] = self.allocated.tolist()
         self._refresh_schedulable()
 
     # -- shape and derived columns -------------------------------------------------
@@ -338,7 +347,11 @@ class ClusterState:
     # -- mutation ------------------------------------------------------------------
 
     def _changed(self, node: int) -> None:
+        """Log a change of ``node`` that its NodeRow does not follow (health, cordon)."""
         self._rows.pop(node, None)
+        self._log(node)
+
+    def _log(self, node: int) -> None:
         if len(self.changes) >= CHANGE_LOG_LIMIT:
             self.changes = []
             self.epoch += 1
@@ -347,6 +360,8 @@ class ClusterState:
     def invalidate(self) -> None:
         """Tell incremental consumers that more than single rows changed."""
         self._rows.clear()
+        self._free_rows = self.free.tolist()
+        self._allocated_rows = self.allocated.tolist()
         self.changes = []
         self.epoch += 1
 
@@ -364,17 +379,22 @@ class ClusterState:
         the caller has them already.
         """
         vec = request_vector(request) if vector is None else vector
+        free_row, allocated_row = self._free_rows[node], self._allocated_rows[node]
         if requested is None:
             self.allocated[node] += vec
             self.free[node] -= vec
+            free_row[:] = self.free[node].tolist()
+            allocated_row[:] = self.allocated[node].tolist()
         else:
             # NOTE: per-column scalar updates; a row of a column-major array is strided
             # and a whole-row update costs more than the few requested columns.
             allocated, free = self.allocated, self.free
             for r in requested:
-                amount = vec[r]
+                amount = int(vec[r])
                 allocated[node, r] += amount
                 free[node, r] -= amount
+                allocated_row[r] += amount
+                free_row[r] -= amount
         if request.service:
             counts = self.service_counts.get(request.service)
             if counts is None:
@@ -389,7 +409,7 @@ class ClusterState:
             per_cluster[cluster] += 1
             _raise_max(self._top, request.service, float(counts[node]))
             _raise_max(self._cluster_top, request.service, float(per_cluster[cluster]))
-        self._changed(node)
+        self._log(node)  # its NodeRow holds the rows just updated
 
     def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
         """Undo :meth:`reserve` of ``request`` on ``node``."""
@@ -405,9 +425,13 @@ class ClusterState:
         counts = self.service_counts.get(request.service) if request.service else None
         if request.service and (counts is None or counts[node] <= 0):
             raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
+        free_row, allocated_row = self._free_rows[node], self._allocated_rows[node]
         for r in requested:
-            allocated[node, r] -= amounts[r]
-            free[node, r] += amounts[r]
+            amount = amounts[r]
+            allocated[node, r] -= amount
+            free[node, r] += amount
+            allocated_row[r] -= amount
+            free_row[r] += amount
         if counts is not None:
             per_cluster = self.service_cluster_counts[request.service]
             cluster = self.cluster_id[node]
@@ -418,7 +442,7 @@ class ClusterState:
                 self._cluster_top.pop(request.service, None)
             counts[node] -= 1
             per_cluster[cluster] -= 1
-        self._changed(node)
+        self._log(node)  # its NodeRow holds the rows just updated
 
     def set_healthy(self, name: str, healthy: bool) -> None:
         index = self.node_index(name)
@@ -472,6 +496,8 @@ class ClusterState:
         clone.changes = []
         clone.epoch = 0
         clone._rows = {}
+        clone._free_rows = [row[:] for row in self._free_rows]
+        clone._allocated_rows = [row[:] for row in self._allocated_rows]
         clone.service_counts = {k: v.copy() for k, v in self.service_counts.items()}
         clone._top = dict(self._top)
         clone._cluster_top = dict(self._cluster_top)
@@ -501,13 +527,14 @@ class ClusterState:
         )
 
     def row(self, index: int) -> NodeRow:
-        """Row ``index`` as Python numbers (see :class:`NodeRow`), memoized until it changes."""
+        """Row ``index`` as Python numbers (see :class:`NodeRow`), memoized until the
+        node's health or cordon changes (its amounts follow every placement)."""
         row = self._rows.get(index)
         if row is None:
             row = NodeRow(
                 index,
-                self.free[index].tolist(),
-                self.allocated[index].tolist(),
+                self._free_rows[index],
+                self._allocated_rows[index],
                 self._allocatable_rows[index],
                 self._divisor_rows[index],
                 bool(self.schedulable[index]),
