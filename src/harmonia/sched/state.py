@@ -238,6 +238,7 @@ class ClusterState:
         # built again only when the node's health or cordon changes.
         self._free_rows: list[list[int]] = self.free.tolist()
         self._allocated_rows: list[list[int]] = self.allocated.tolist()
+        self._cluster_of: list[int] = self.cluster_id.tolist()
         self._refresh_schedulable()
 
     # -- shape and derived columns -------------------------------------------------
@@ -387,28 +388,33 @@ class ClusterState:
             allocated_row[:] = self.allocated[node].tolist()
         else:
             # NOTE: per-column scalar updates; a row of a column-major array is strided
-            # and a whole-row update costs more than the few requested columns.
+            # and a whole-row update costs more than the few requested columns. The new
+            # amounts come from the Python rows (equal to the arrays' rows): an array
+            # element's read-modify-write costs twice a plain write.
             allocated, free = self.allocated, self.free
+            amounts = vec.tolist()
             for r in requested:
-                amount = int(vec[r])
-                allocated[node, r] += amount
-                free[node, r] -= amount
-                allocated_row[r] += amount
-                free_row[r] -= amount
-        if request.service:
-            counts = self.service_counts.get(request.service)
+                amount = amounts[r]
+                allocated[node, r] = allocated_row[r] = allocated_row[r] + amount
+                free[node, r] = free_row[r] = free_row[r] - amount
+        service = request.service
+        if service:
+            counts = self.service_counts.get(service)
             if counts is None:
                 counts = np.zeros(len(self), dtype=np.float64)
-                self.service_counts[request.service] = counts
-            counts[node] += 1
-            per_cluster = self.service_cluster_counts.get(request.service)
+                self.service_counts[service] = counts
+            per_cluster = self.service_cluster_counts.get(service)
             if per_cluster is None:
                 per_cluster = np.zeros(self.num_clusters, dtype=np.float64)
-                self.service_cluster_counts[request.service] = per_cluster
-            cluster = self.cluster_id[node]
-            per_cluster[cluster] += 1
-            _raise_max(self._top, request.service, float(counts[node]))
-            _raise_max(self._cluster_top, request.service, float(per_cluster[cluster]))
+                self.service_cluster_counts[service] = per_cluster
+            cluster = self._cluster_of[node]
+            # NOTE: item() and a plain write, cheaper than an element's += and re-read.
+            on_node = counts.item(node) + 1.0
+            counts[node] = on_node
+            in_cluster = per_cluster.item(cluster) + 1.0
+            per_cluster[cluster] = in_cluster
+            _raise_max(self._top, service, on_node)
+            _raise_max(self._cluster_top, service, in_cluster)
         self._log(node)  # its NodeRow holds the rows just updated
 
     def release(self, node: int, request: PlacementRequest, vector: IntArray | None = None) -> None:
@@ -416,32 +422,34 @@ class ClusterState:
         amounts = request_amounts(request) if vector is None else vector.tolist()
         requested = [r for r, amount in enumerate(amounts) if amount]
         allocated, free = self.allocated, self.free
-        # Check everything before changing anything, so a refused release changes nothing.
-        # NOTE: per-column scalar work, as in reserve: rows of these arrays are strided.
-        if any(int(allocated[node, r]) < amounts[r] for r in requested):
-            raise StateError(
-                f"release of {request.id!r} on {self.names[node]!r} exceeds what is allocated"
-            )
-        counts = self.service_counts.get(request.service) if request.service else None
-        if request.service and (counts is None or counts[node] <= 0):
-            raise StateError(f"no instance of {request.service!r} on {self.names[node]!r}")
         free_row, allocated_row = self._free_rows[node], self._allocated_rows[node]
+        # Check everything before changing anything, so a refused release changes nothing.
+        # NOTE: per-column scalar work on the Python rows, as in reserve.
+        for r in requested:
+            if allocated_row[r] < amounts[r]:
+                raise StateError(
+                    f"release of {request.id!r} on {self.names[node]!r} exceeds what is allocated"
+                )
+        service = request.service
+        counts = self.service_counts.get(service) if service else None
+        on_node = counts.item(node) if counts is not None else 0.0
+        if service and on_node <= 0:
+            raise StateError(f"no instance of {service!r} on {self.names[node]!r}")
         for r in requested:
             amount = amounts[r]
-            allocated[node, r] -= amount
-            free[node, r] += amount
-            allocated_row[r] -= amount
-            free_row[r] += amount
+            allocated[node, r] = allocated_row[r] = allocated_row[r] - amount
+            free[node, r] = free_row[r] = free_row[r] + amount
         if counts is not None:
-            per_cluster = self.service_cluster_counts[request.service]
-            cluster = self.cluster_id[node]
+            per_cluster = self.service_cluster_counts[service]
+            cluster = self._cluster_of[node]
+            in_cluster = per_cluster.item(cluster)
             # A maximum that may have dropped is forgotten and recomputed when next asked.
-            if float(counts[node]) >= self._top.get(request.service, 0.0):
-                self._top.pop(request.service, None)
-            if float(per_cluster[cluster]) >= self._cluster_top.get(request.service, 0.0):
-                self._cluster_top.pop(request.service, None)
-            counts[node] -= 1
-            per_cluster[cluster] -= 1
+            if on_node >= self._top.get(service, 0.0):
+                self._top.pop(service, None)
+            if in_cluster >= self._cluster_top.get(service, 0.0):
+                self._cluster_top.pop(service, None)
+            counts[node] = on_node - 1.0
+            per_cluster[cluster] = in_cluster - 1.0
         self._log(node)  # its NodeRow holds the rows just updated
 
     def set_healthy(self, name: str, healthy: bool) -> None:
