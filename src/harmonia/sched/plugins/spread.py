@@ -68,10 +68,13 @@ class ServiceAntiAffinity:
         return OK if rules else SKIP
 
     def filter(self, state: ClusterState, cycle: CycleState) -> BoolArray:
-        mask = np.ones(len(state), dtype=bool)
+        mask: BoolArray | None = None
         for rule in cycle.data[self.name]:
-            mask &= _domain_counts(state, cycle, rule) < rule.max_per_domain
-        return mask
+            # NOTE: the float64 counts hold small whole numbers, so they compare with the
+            # limit exactly; one pass per rule, no integer copy.
+            allowed = _domain_count_floats(state, cycle, rule) < rule.max_per_domain
+            mask = allowed if mask is None else np.logical_and(mask, allowed, out=mask)
+        return np.ones(len(state), dtype=bool) if mask is None else mask
 
     def explain(self, state: ClusterState, cycle: CycleState, rejected: IntArray) -> list[str]:
         out = []
@@ -92,7 +95,15 @@ class ServiceAntiAffinity:
 def _domain_counts(
     state: ClusterState, cycle: CycleState, rule: AntiAffinityConstraint
 ) -> IntArray:
+    counts: IntArray = _domain_count_floats(state, cycle, rule).astype(np.int64)
+    return counts
+
+
+def _domain_count_floats(
+    state: ClusterState, cycle: CycleState, rule: AntiAffinityConstraint
+) -> FloatArray:
+    """Instances of the rule's service in each node's domain (its node or its cluster)."""
     service = rule.service or cycle.request.service
     if rule.scope == "node":
-        return state.counts_of(service).astype(np.int64)
-    return state.per_node(state.cluster_counts_of(service)).astype(np.int64)
+        return state.counts_of(service)
+    return state.per_node(state.cluster_counts_of(service))
