@@ -8,6 +8,7 @@ importing Harmonia); the children are forks of it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import multiprocessing
 import os
@@ -224,11 +225,15 @@ def test_the_wire_format_round_trips_every_field_value() -> None:
         for i, (kind, qos) in enumerate(zip(EventKind, itertools.cycle(QoSClass)))
     ]
     odd = [*events, TaskEvent(time_s=9.0, kind=EventKind.KILL, task="a\nb", job="")]
-    for batch in (events, odd, events[:1]):  # one event: itemgetter returns it bare
+    # 2011 traces carry no durations: the column then travels as a flag, not a buffer.
+    undurated = [dataclasses.replace(e, duration_s=None) for e in events]
+    for batch in (events, odd, events[:1], undurated):  # one event: itemgetter returns it bare
         header, body = prefetch_module._unpack(prefetch_module._encode(batch, []))
         rebuilt = prefetch_module._rebuild(header, body)
         assert rebuilt == batch
         assert [type(e.spread_job) for e in rebuilt] == [bool] * len(batch)
+    header, _ = prefetch_module._unpack(prefetch_module._encode(undurated, []))
+    assert header["none"] == {"duration_s": prefetch_module.ALL_MISSING}
 
 
 def test_run_scenario_reports_the_same_with_the_child_even_cut_by_a_horizon(

@@ -31,7 +31,8 @@ strings, numbers and the events themselves.
   ``qos_class``) and ``spread_job`` one byte each, an index into a tuple of their
   members; ``task`` and ``job`` UTF-8 text joined by newlines (``sizes`` holds the byte
   counts; a value holding a newline sends that column as a JSON list in ``lists``
-  instead); ``duration_s`` as float64 with the positions of ``None`` in ``none``. The
+  instead); ``duration_s`` as float64 with the positions of ``None`` in ``none`` (or,
+  when every value is ``None``, no buffer and ``none`` says ``-1``). The
   parent creates the objects and sets their slots column by column (``map`` over the
   slot descriptors, no Python frame per event), about twice as fast as calling a
   constructor per event. ``marks`` keeps the reader's counters exact inside a batch
@@ -130,6 +131,8 @@ _ENCODE: tuple[dict[Any, int] | None, ...] = tuple(
 )
 _GETTERS = tuple(attrgetter(name) for name in _FIELDS)
 _SEPARATOR = "\n"
+#: ``none`` of a float column whose every value is ``None`` (the column has no buffer).
+ALL_MISSING = -1
 # How each field travels (see the module doc); a field added to TaskEvent must be added
 # here, or importing this module fails.
 _CODECS: dict[str, str] = {
@@ -438,9 +441,13 @@ def _rebuild(header: dict[str, Any], body: memoryview) -> list[TaskEvent]:
             decoded.append(str(body[offset : offset + size], "utf-8").split(_SEPARATOR))
             offset += size
         else:
+            missing = header["none"].get(name, ())
+            if missing == ALL_MISSING:
+                decoded.append([None] * n)
+                continue
             values = np.frombuffer(body[offset : offset + 8 * n], dtype="<" + codec[:2])
             column = values.tolist()
-            for position in header["none"].get(name, ()):
+            for position in missing:
                 column[position] = None
             decoded.append(column)
             offset += 8 * n
@@ -643,7 +650,7 @@ def _encode(events: list[TaskEvent], marks: list[tuple[int, tuple[int, ...]]]) -
     """A BATCH message of ``events`` (see the module doc)."""
     n = len(events)
     header: dict[str, Any] = {"tag": _BATCH, "n": n, "marks": marks, "sizes": {}, "lists": {}}
-    nones: dict[str, list[int]] = {}
+    nones: dict[str, list[int] | int] = {}
     buffers: list[bytes] = []
     for name, getter, codec, index in zip(_FIELDS, _GETTERS, _CODEC, _ENCODE, strict=True):
         values = list(map(getter, events))
@@ -661,6 +668,12 @@ def _encode(events: list[TaskEvent], marks: list[tuple[int, tuple[int, ...]]]) -
         else:
             if codec == "f8?":
                 missing = [i for i, v in enumerate(values) if v is None]
+                if len(missing) == n:
+                    # NOTE: every value missing (2011 traces carry no durations): no
+                    # buffer and no list of positions, which the parent would parse
+                    # and walk event by event.
+                    nones[name] = ALL_MISSING
+                    continue
                 if missing:
                     nones[name] = missing
                     values = [np.nan if v is None else v for v in values]
