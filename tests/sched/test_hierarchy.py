@@ -605,16 +605,8 @@ def test_rows_kept_from_the_change_log_equal_rows_computed_node_by_node(
     if seed == 3:
         monkeypatch.setattr(state_module, "CHANGE_LOG_LIMIT", 5)
     rng = random.Random(seed)
-    nodes = [
-        make_node(
-            f"n{i}",
-            cpu=rng.choice([1000, 2000, 4000]),
-            mem=rng.choice([1024, 4096]),
-            cluster=rng.choice(["x", "y", "z"]),  # interleaved: not grouped by cluster
-            role=rng.choice([NodeRole.EDGE, NodeRole.CLOUD]),
-        )
-        for i in range(25)
-    ]
+    # Interleaved clusters: the nodes are not grouped by cluster.
+    nodes = random_nodes(rng, 25, ["x", "y", "z"], roles=[NodeRole.EDGE, NodeRole.CLOUD])
     state = make_state(nodes)
     rows = ClusterRows(state)
     placed: list[tuple[int, PlacementRequest]] = []
@@ -628,6 +620,23 @@ def test_rows_kept_from_the_change_log_equal_rows_computed_node_by_node(
         fresh = ClusterRows(state)
         amounts = [rng.choice([0, 500]), rng.choice([0, 256]), 0, 0, 0, 0]
         assert rows.least_allocated(amounts).tolist() == fresh.least_allocated(amounts).tolist()
+
+
+def random_nodes(
+    rng: random.Random, count: int, clusters: list[str], roles: list[NodeRole] | None = None
+) -> list[Node]:
+    """``count`` nodes of mixed sizes, each in a random one of ``clusters`` (and, if given,
+    of ``roles``)."""
+    return [
+        make_node(
+            f"n{i}",
+            cpu=rng.choice([1000, 2000, 4000]),
+            mem=rng.choice([1024, 4096]),
+            cluster=rng.choice(clusters),
+            role=rng.choice(roles) if roles else NodeRole.CLOUD,
+        )
+        for i in range(count)
+    ]
 
 
 def change_randomly(
@@ -662,15 +671,7 @@ def test_rom_scores_kept_per_shape_equal_scores_computed_afresh(
     monkeypatch.setattr(root_module, "RESCORED_LIMIT", 3)
     monkeypatch.setattr(rows_module, "TOUCHED_LIMIT", 40)
     rng = random.Random(seed)
-    nodes = [
-        make_node(
-            f"n{i}",
-            cpu=rng.choice([1000, 2000, 4000]),
-            mem=rng.choice([1024, 4096]),
-            cluster=rng.choice(["x", "y", "z", "w"]),
-        )
-        for i in range(30)
-    ]
+    nodes = random_nodes(rng, 30, ["x", "y", "z", "w"])
     state = make_state(nodes)
     rows = ClusterRows(state)
     rom = Rom()
