@@ -130,6 +130,29 @@ def test_service_counts_per_node_and_per_cluster() -> None:
     assert state.cluster_counts_of("none").tolist() == [0, 0]
 
 
+def test_host_log_lists_nodes_newly_running_a_service_and_counts_those_that_stop() -> None:
+    state = make_state(3)
+    first, second, third = (make_request(f"r{i}", service="web") for i in range(3))
+    state.reserve(1, first)
+    state.reserve(1, second)  # a second instance on n1: not a new host
+    state.reserve(2, third)
+    place(state, "n0", make_request("other", service="db"))
+    assert state.hosts_added("web") == [1, 2]
+    assert state.hosts_added("db") == [0]
+    assert (state.hosts_added("none"), state.hosts_lost("web")) == ([], 0)
+
+    state.release(1, first)  # n1 still runs one
+    assert state.hosts_lost("web") == 0
+    state.release(1, second)
+    assert state.hosts_lost("web") == 1
+    state.reserve(1, first)  # back on n1: listed again
+    assert state.hosts_added("web") == [1, 2, 1]
+
+    state.invalidate()  # a new epoch starts both over
+    assert (state.hosts_added("web"), state.hosts_lost("web")) == ([], 0)
+    assert state.copy().hosts_added("db") == []
+
+
 def test_request_without_service_counts_no_instance() -> None:
     state = make_state(1)
     place(state, "n0", make_request(cpu=100))

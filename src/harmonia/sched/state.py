@@ -221,6 +221,11 @@ class ClusterState:
         # Maxima of the two above per service; missing means "recompute when asked".
         self._top: dict[str, float] = {}
         self._cluster_top: dict[str, float] = {}
+        # Per service, since the epoch began: the nodes it newly runs on (count 0 -> 1),
+        # in order, and how often a node stopped running it (1 -> 0). Consumers that
+        # follow where a service runs read these instead of scanning the change log.
+        self._hosts_added: dict[str, list[int]] = {}
+        self._hosts_lost: dict[str, int] = {}
         # RTTs between nodes in state order. ``rtt`` is what plugins read; ``rtt_ms`` is
         # the same numbers as a matrix when the source is one (None for coordinates,
         # which avoid n² memory), kept for hosts that read the matrix directly.
@@ -354,17 +359,31 @@ class ClusterState:
 
     def _log(self, node: int) -> None:
         if len(self.changes) >= CHANGE_LOG_LIMIT:
-            self.changes = []
-            self.epoch += 1
+            self._new_epoch()
         self.changes.append(node)
+
+    def _new_epoch(self) -> None:
+        self.changes = []
+        self._hosts_added = {}
+        self._hosts_lost = {}
+        self.epoch += 1
 
     def invalidate(self) -> None:
         """Tell incremental consumers that more than single rows changed."""
         self._rows.clear()
         self._free_rows = self.free.tolist()
         self._allocated_rows = self.allocated.tolist()
-        self.changes = []
-        self.epoch += 1
+        self._new_epoch()
+
+    def hosts_added(self, service: str) -> list[int]:
+        """The nodes on which ``service`` went from no instance to one since the epoch
+        began, in order (the live list: read it, never write it). A node appears again
+        only after it lost the service, which :meth:`hosts_lost` counts."""
+        return self._hosts_added.get(service, _NO_HOSTS)
+
+    def hosts_lost(self, service: str) -> int:
+        """How often a node stopped running ``service`` since the epoch began."""
+        return self._hosts_lost.get(service, 0)
 
     def reserve(
         self,
@@ -411,6 +430,12 @@ class ClusterState:
             # NOTE: item() and a plain write, cheaper than an element's += and re-read.
             on_node = counts.item(node) + 1.0
             counts[node] = on_node
+            if on_node == 1.0:
+                added = self._hosts_added.get(service)
+                if added is None:
+                    self._hosts_added[service] = [node]
+                else:
+                    added.append(node)
             in_cluster = per_cluster.item(cluster) + 1.0
             per_cluster[cluster] = in_cluster
             _raise_max(self._top, service, on_node)
@@ -450,6 +475,8 @@ class ClusterState:
                 self._cluster_top.pop(service, None)
             counts[node] = on_node - 1.0
             per_cluster[cluster] = in_cluster - 1.0
+            if on_node <= 1.0:
+                self._hosts_lost[service] = self._hosts_lost.get(service, 0) + 1
         self._log(node)  # its NodeRow holds the rows just updated
 
     def set_healthy(self, name: str, healthy: bool) -> None:
@@ -509,6 +536,8 @@ class ClusterState:
         clone.service_counts = {k: v.copy() for k, v in self.service_counts.items()}
         clone._top = dict(self._top)
         clone._cluster_top = dict(self._cluster_top)
+        clone._hosts_added = {}
+        clone._hosts_lost = {}
         clone.service_cluster_counts = {k: v.copy() for k, v in self.service_cluster_counts.items()}
         clone.areas = dict(self.areas)
         clone._refresh_schedulable()
@@ -558,6 +587,9 @@ class ClusterState:
 
     def node_taints(self, index: int) -> tuple[Taint, ...]:
         return self._node_taints[index]
+
+
+_NO_HOSTS: list[int] = []
 
 
 def _raise_max(maxima: dict[str, float], service: str, value: float) -> None:

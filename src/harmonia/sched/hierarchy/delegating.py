@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from harmonia.model import RESOURCE_NAMES, GeoConstraint, PlacementRequest
-from harmonia.model.topology import haversine_km
 from harmonia.sched.decision import Decision, Plan, Rejection
 from harmonia.sched.facts import FactsBook
 from harmonia.sched.framework import (
@@ -302,7 +301,7 @@ class DelegatingScheduler:
                     context.scores[plugin.name] = scores
                     parts.append(scores)
             elif isinstance(plugin, Geo):
-                parts.append(self._geo_closeness(cycle.request, mask))
+                parts.append(self._geo_closeness(plugin, cycle.request, mask))
         if not parts:
             return None
         if len(parts) == 1:
@@ -313,17 +312,17 @@ class DelegatingScheduler:
         total /= len(parts)
         return total
 
-    def _geo_closeness(self, request: PlacementRequest, mask: BoolArray) -> FloatArray:
+    def _geo_closeness(self, geo: Geo, request: PlacementRequest, mask: BoolArray) -> FloatArray:
         bounds = [c for c in request.constraints if isinstance(c, GeoConstraint)]
         closeness = np.zeros(len(self.state), dtype=np.float64)
         chosen = np.flatnonzero(mask)
         if not bounds or chosen.size == 0:
             return closeness
         total = np.zeros(chosen.size, dtype=np.float64)
-        lat, long = self.state.lat[chosen], self.state.long[chosen]
         for c in bounds:
-            # Distances only for the nodes within the bounds (few, for a geo bound).
-            km = haversine_km(c.location.lat, c.location.long, lat, long)
+            # Distances only for the nodes within the bounds (few, for a geo bound), from
+            # the terms the Geo filter has just computed for this position.
+            km = geo.distances_km(self.state, c, chosen)
             total += np.maximum(100.0 * (1.0 - km / c.threshold_km), 0.0)
         closeness[chosen] = total / len(bounds)
         return closeness

@@ -62,7 +62,7 @@ class Geo:
 
     def explain(self, state: ClusterState, cycle: CycleState, rejected: IntArray) -> list[str]:
         constraints = _constraints(cycle)
-        distances = [self._km(state, c, rejected) for c in constraints]
+        distances = [self.distances_km(state, c, rejected) for c in constraints]
         out = []
         for k in range(rejected.size):
             parts = []
@@ -80,7 +80,7 @@ class Geo:
         lines = []
         constraints = _constraints(cycle)
         for c in constraints:
-            km = self._km(state, c, judged)
+            km = self.distances_km(state, c, judged)
             what = f"geo within {c.threshold_km:g} km of {_at(c.location)}"
             if judged.size == 0 or np.isnan(km).all():
                 lines.append(f"{what}: no node has coordinates")
@@ -93,7 +93,9 @@ class Geo:
             lines.append(f"no node is within all {len(constraints)} geo bounds at once")
         return lines
 
-    def _km(self, state: ClusterState, c: GeoConstraint, nodes: IntArray) -> FloatArray:
+    def distances_km(self, state: ClusterState, c: GeoConstraint, nodes: IntArray) -> FloatArray:
+        """Great-circle km from ``c``'s location to each of ``nodes`` (NaN without
+        coordinates), from the terms the filter keeps per position."""
         terms = self._distances.terms(state, c.location.lat, c.location.long)
         return km_of(terms[nodes])
 

@@ -50,8 +50,9 @@ of which other nodes fit. Example: bound 25 ms; RTTs 5, 10, 25 → 80, 60, 0; tw
 (25 ms at 10 ms → 60; 40 ms at 30 ms → 25) → floor((60 + 25) / 2) = 42.
 
 Speed: a node reference is one row (a view for a matrix); a service reference reads a
-per-service "nearest instance" row kept up to date from the state's change log (a new
-instance lowers it with one ``minimum``; only an instance leaving forces a recompute), so
+per-service "nearest instance" row kept up to date from the state's per-service host log
+(a node newly running the service lowers it with one ``minimum``; only a node that stops
+running it forces a recompute; placements of other services are never read), so
 no decision reduces over all instances. User and area bounds compare haversine terms
 (kept per position) with the term of the farthest distance the bound allows, so the
 ``asin`` that turns a term into kilometres runs only for the feasible nodes' scores and
@@ -89,8 +90,6 @@ from harmonia.sched.state import Area, BoolArray, ClusterState, FloatArray, IntA
 
 NAME = "Latency"
 DEFAULT_ACCESS_MS = 2.0
-# Changed rows past which a service's nearest-instance row is rebuilt rather than patched.
-NEAREST_REFRESH_LIMIT = 1024
 # Services whose nearest-instance rows are kept (4 bytes per node each).
 NEAREST_KEPT = 256
 # Host rows read at once when a nearest-instance row is rebuilt (bounds the k × n block).
@@ -344,8 +343,8 @@ class Latency:
 @dataclass
 class _Nearest:
     epoch: int
-    seen: int  # position in state.changes up to which ``row`` is current
-    hosts: BoolArray  # nodes that ran the service when ``row`` was last brought up to date
+    added: int  # state.hosts_added(service) entries folded into ``row``
+    lost: int  # state.hosts_lost(service) when ``row`` was last brought up to date
     row: npt.NDArray[np.float32]
 
 
@@ -353,10 +352,13 @@ class NearestInstances:
     """Per service, the RTT from its nearest running instance to every node.
 
     ``row(state, service)[j] = min over nodes i running the service of RTT(i → j)``. Kept
-    up to date from the state's change log: a row changed since the last look that now
-    runs the service and did not lowers the minimum with one ``np.minimum``; one that no
-    longer runs it forces a rebuild (the minimum may rise), as does an epoch change or a
-    long backlog. Rebuilt and patched rows are equal: a minimum is exact.
+    up to date from the state's per-service host log
+    (:meth:`~harmonia.sched.state.ClusterState.hosts_added`): each node that newly runs
+    the service lowers the minimum with one ``np.minimum``, and nothing else is read, so
+    placements of other services cost nothing here. A node that stopped running it
+    (:meth:`~harmonia.sched.state.ClusterState.hosts_lost`) forces a rebuild, since the
+    minimum may rise, as does an epoch change. Rebuilt and patched rows are equal: a
+    minimum is exact.
     """
 
     def __init__(self) -> None:
@@ -371,26 +373,21 @@ class NearestInstances:
         if owner is None or owner[0] is not state or owner[1] is not source:
             self._rows.clear()
             self._owner = (state, source)
-        counts = state.counts_of(service)
         entry = self._rows.get(service)
-        changes = state.changes
-        if entry is not None and entry.epoch == state.epoch:
-            behind = len(changes) - entry.seen
-            if behind == 0 or (
-                behind <= NEAREST_REFRESH_LIMIT
-                and _patch(entry, changes[entry.seen :], counts, source)
-            ):
-                entry.seen = len(changes)
-                self._rows.move_to_end(service)
-                return entry.row
-        # Read the log position before any row, so a change made meanwhile is seen later.
-        epoch, seen = state.epoch, len(changes)
-        hosts = counts > 0
+        added = state.hosts_added(service)
+        lost = state.hosts_lost(service)
+        if entry is not None and entry.epoch == state.epoch and entry.lost == lost:
+            if entry.added < len(added):
+                new = np.array(added[entry.added :], dtype=np.intp)
+                _lower(entry.row, new, source)
+                entry.added = len(added)
+            self._rows.move_to_end(service)
+            return entry.row
         row = np.full(len(state), np.inf, dtype=np.float32)
-        _lower(row, np.flatnonzero(hosts), source)
+        _lower(row, np.flatnonzero(state.counts_of(service) > 0), source)
         if len(self._rows) >= NEAREST_KEPT:
             self._rows.popitem(last=False)
-        self._rows[service] = _Nearest(epoch, seen, hosts, row)
+        self._rows[service] = _Nearest(state.epoch, len(added), lost, row)
         return row
 
     def hosts_nearest_to(self, state: ClusterState, service: str, nodes: IntArray) -> list[int]:
@@ -411,21 +408,6 @@ class NearestInstances:
             best[better] = values[better]
             which[better] = block_hosts[k[better]]
         return [int(h) for h in which.tolist()]
-
-
-def _patch(entry: _Nearest, changed: list[int], counts: FloatArray, source: RttSource) -> bool:
-    """Bring ``entry`` up to date with ``changed`` rows; False when it must be rebuilt."""
-    distinct = set(changed)
-    nodes = np.fromiter(distinct, dtype=np.intp, count=len(distinct))
-    hosted = counts[nodes] > 0
-    was = entry.hosts[nodes]
-    if (was & ~hosted).any():
-        return False  # an instance left: the minimum may rise
-    new = nodes[hosted & ~was]
-    if new.size:
-        entry.hosts[new] = True
-        _lower(entry.row, new, source)
-    return True
 
 
 def _lower(row: npt.NDArray[np.float32], hosts: IntArray, source: RttSource) -> None:
@@ -541,7 +523,7 @@ def _resolve_name(
         return
     if node is not None:
         refs.append(Reference(text, "node", name, threshold_ms, node=node))
-    elif counts is None or not counts.any():
+    elif counts is None or state.max_count_of(name) <= 0:
         waiting.append(f"{text}: no running instance of {name!r} yet")
     else:
         refs.append(Reference(text, "service", name, threshold_ms))
