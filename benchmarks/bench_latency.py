@@ -34,7 +34,9 @@ Sections:
   bounds removed, against the flat ``default`` policy. Per policy: decisions per second,
   outcomes, success rate and violations (must be 0); for ``ldp`` also whether the
   scheduler decides alike with its row caches on and off. Target: 5,000 decisions/s for
-  ``rom`` and ``ldp``.
+  ``rom`` and ``ldp`` (``target_met``); ``targets`` also says, for each reading of the
+  issue apart, whether ``rom`` and ``ldp`` reach 5,000/s and ``ldp`` 2,000/s (the rate the
+  issue sets for decisions with delay constraints).
 - ``scaling``: ``rom`` against flat ``default`` on 10,000, 30,000 and 100,000 nodes in
   clusters of 100, requests without bounds (3,000 per size); also the seconds it takes to
   build the delegating scheduler (one sub-state and scheduler per cluster).
@@ -286,6 +288,7 @@ def hierarchical(args: argparse.Namespace) -> dict[str, Any]:
         "target_decisions_per_s": TARGET_DELEGATED_PER_S,
     }
     met = args.nodes >= TARGET_NODES
+    targets: dict[str, bool] = {}
     for policy, reference, requests in (("ldp", "latency", bounded), ("rom", "default", plain)):
         runs = []
         for _ in range(args.repeat):
@@ -309,12 +312,19 @@ def hierarchical(args: argparse.Namespace) -> dict[str, Any]:
         flat_run = timed(make_state(fleet), requests, cache=True, seed=args.seed, policy=reference)
         entry[f"flat_{reference}"] = _summary(fleet, requests, [flat_run])
         report[policy] = entry
-        met = (
-            met
-            and entry["decisions_per_s"] >= TARGET_DELEGATED_PER_S
-            and entry["violations"] == 0
-            and identical
+        sound = args.nodes >= TARGET_NODES and entry["violations"] == 0 and identical
+        targets[f"{policy}_at_{TARGET_DELEGATED_PER_S}_per_s"] = (
+            sound and entry["decisions_per_s"] >= TARGET_DELEGATED_PER_S
         )
+        if policy == "ldp":
+            targets[f"ldp_at_{TARGET_DECISIONS_PER_S}_per_s"] = (
+                sound and entry["decisions_per_s"] >= TARGET_DECISIONS_PER_S
+            )
+        met = met and targets[f"{policy}_at_{TARGET_DELEGATED_PER_S}_per_s"]
+    # Each reading of the issue's targets on its own: the delegated path at 5,000/s for
+    # both policies (target_met), or for rom with ldp's delay-constrained decisions held
+    # to the 2,000/s that the issue sets for decisions with delay constraints.
+    report["targets"] = targets
     report["target_met"] = met
     return report
 
